@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from orderdesk.auth import service as auth_service
+from orderdesk.auth.dependencies import ACCESS_COOKIE, REFRESH_COOKIE, CurrentUser
+from orderdesk.auth.schemas import (
+    EmailVerification,
+    IssuedTokens,
+    LogoutRequest,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    RefreshRequest,
+    SessionPublic,
+    TokenPair,
+)
+from orderdesk.core.container import Container
+from orderdesk.core.deps import ClientAddress, ContainerDep, UnitOfWorkDep
+from orderdesk.users.schemas import UserCreate, UserPublic
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+PasswordForm = Annotated[OAuth2PasswordRequestForm, Depends()]
+REFRESH_COOKIE_PATH = "/api/v1/auth"
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED)
+async def register(data: UserCreate, uow: UnitOfWorkDep, c: ContainerDep) -> UserPublic:
+    return UserPublic.from_user(await auth_service.register(uow, c, data=data))
+
+
+@router.post("/token")
+async def issue_token(
+    form: PasswordForm, uow: UnitOfWorkDep, c: ContainerDep, address: ClientAddress
+) -> TokenPair:
+    """OAuth2 password flow: `username` is the account's email."""
+    issued = await auth_service.sign_in(
+        uow, c, email=form.username, password=form.password, address=address
+    )
+    return TokenPair.from_issued(issued)
+
+
+@router.post("/refresh")
+async def refresh(data: RefreshRequest, uow: UnitOfWorkDep, c: ContainerDep) -> TokenPair:
+    """Rotate: the presented token is spent and a new pair returned. Presenting a spent
+    token again revokes its whole session."""
+    issued = await auth_service.rotate_refresh_token(uow, c, refresh_token=data.refresh_token)
+    return TokenPair.from_issued(issued)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(data: LogoutRequest, user: CurrentUser, uow: UnitOfWorkDep) -> None:
+    await auth_service.sign_out(uow, user=user, refresh_token=data.refresh_token)
+
+
+@router.post("/session")
+async def start_session(
+    form: PasswordForm,
+    response: Response,
+    uow: UnitOfWorkDep,
+    c: ContainerDep,
+    address: ClientAddress,
+) -> SessionPublic:
+    """Cookie sign-in for browsers: HttpOnly cookies plus a CSRF token that every
+    unsafe request must echo in `X-CSRF-Token`."""
+    issued = await auth_service.sign_in(
+        uow, c, email=form.username, password=form.password, address=address
+    )
+    _set_session_cookies(response, c, issued)
+    return SessionPublic(csrf_token=c.tokens.csrf_token_for(issued.session_id))
+
+
+@router.delete("/session", status_code=status.HTTP_204_NO_CONTENT)
+async def end_session(
+    request: Request, response: Response, _: CurrentUser, uow: UnitOfWorkDep, c: ContainerDep
+) -> None:
+    session_id = request.state.session_id
+    if session_id is not None:
+        await auth_service.end_session(uow, session_id=session_id)
+    response.delete_cookie(ACCESS_COOKIE, path="/", secure=c.settings.secure_cookies, httponly=True)
+    response.delete_cookie(
+        REFRESH_COOKIE, path=REFRESH_COOKIE_PATH, secure=c.settings.secure_cookies, httponly=True
+    )
+
+
+@router.post("/verify-email", status_code=status.HTTP_204_NO_CONTENT)
+async def verify_email(data: EmailVerification, uow: UnitOfWorkDep) -> None:
+    await auth_service.verify_email(uow, token=data.token)
+
+
+@router.post("/verify-email/resend", status_code=status.HTTP_202_ACCEPTED)
+async def resend_verification(user: CurrentUser, uow: UnitOfWorkDep, c: ContainerDep) -> None:
+    await auth_service.send_email_verification(uow, c, user=user)
+
+
+@router.post("/password-reset", status_code=status.HTTP_202_ACCEPTED)
+async def request_password_reset(
+    data: PasswordResetRequest, uow: UnitOfWorkDep, c: ContainerDep
+) -> None:
+    """Always 202, whether or not the email has an account."""
+    await auth_service.request_password_reset(uow, c, email=data.email)
+
+
+@router.post("/password-reset/confirm", status_code=status.HTTP_204_NO_CONTENT)
+async def confirm_password_reset(
+    data: PasswordResetConfirm, uow: UnitOfWorkDep, c: ContainerDep
+) -> None:
+    await auth_service.reset_password(uow, c, token=data.token, new_password=data.new_password)
+
+
+def _set_session_cookies(response: Response, c: Container, issued: IssuedTokens) -> None:
+    secure = c.settings.secure_cookies
+    response.set_cookie(
+        ACCESS_COOKIE,
+        issued.access_token,
+        max_age=issued.expires_in,
+        path="/",
+        httponly=True,
+        secure=secure,
+        samesite="lax",
+    )
+    response.set_cookie(
+        REFRESH_COOKIE,
+        issued.refresh_token,
+        max_age=c.settings.refresh_token_ttl_seconds,
+        path=REFRESH_COOKIE_PATH,
+        httponly=True,
+        secure=secure,
+        samesite="lax",
+    )

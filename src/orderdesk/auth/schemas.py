@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from orderdesk.users.schemas import Email, Password, Strict
+
+OpaqueToken = Field(min_length=16, max_length=256)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    session_id: UUID
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105
+    expires_in: int
+
+    @classmethod
+    def from_issued(cls, issued: IssuedTokens) -> TokenPair:
+        return cls(
+            access_token=issued.access_token,
+            refresh_token=issued.refresh_token,
+            expires_in=issued.expires_in,
+        )
+
+
+class RefreshRequest(Strict):
+    refresh_token: str = OpaqueToken
+
+
+class LogoutRequest(Strict):
+    refresh_token: str = OpaqueToken
+
+
+class SessionPublic(BaseModel):
+    csrf_token: str
+
+
+class EmailVerification(Strict):
+    token: str = OpaqueToken
+
+
+class PasswordResetRequest(Strict):
+    email: Email
+
+
+class PasswordResetConfirm(Strict):
+    token: str = OpaqueToken
+    new_password: Password

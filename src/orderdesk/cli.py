@@ -1,0 +1,181 @@
+"""The `orderdesk` command: serve, migrate, and operator tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from orderdesk.core.settings import Settings, get_settings
+
+T = TypeVar("T")
+app = typer.Typer(
+    name="orderdesk",
+    help="orderdesk: an order-processing backend. Settings come from ORDERDESK_* variables.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+migrate_app = typer.Typer(
+    help="Apply, revert or inspect database migrations.", no_args_is_help=True
+)
+app.add_typer(migrate_app, name="migrate")
+console = Console()
+DEMO_ADMIN_EMAIL = "admin@example.com"
+
+
+def _settings() -> Settings:
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "settings"
+            console.print(f"[red]configuration error[/red] ({field}): {error['msg']}")
+        raise typer.Exit(code=2) from exc
+    from orderdesk.core.logging import configure_logging
+
+    configure_logging(log_format=settings.log_format, level=settings.log_level)
+    return settings
+
+
+def _run_with_container(work: Callable[..., Awaitable[T]]) -> T:
+    from orderdesk.core.container import Container
+
+    async def runner() -> T:
+        container = Container.from_settings(_settings())
+        try:
+            return await work(container)
+        finally:
+            await container.close()
+
+    return asyncio.run(runner())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="HOST", help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="PORT", help="TCP port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes to run.")] = 1,
+) -> None:
+    """Serve the HTTP API with uvicorn (uvloop, httptools)."""
+    import uvicorn
+
+    settings = _settings()
+    console.print(f"orderdesk on http://{host}:{port} — API docs at http://{host}:{port}/docs")
+    uvicorn.run(
+        "orderdesk.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
+        access_log=False,
+        log_config=None,
+        server_header=False,
+    )
+
+
+@migrate_app.command("upgrade")
+def migrate_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Upgrade the database to REVISION (the latest by default)."""
+    from orderdesk.core import migrations
+
+    migrations.upgrade(_settings().database_url, revision)
+
+
+@migrate_app.command("downgrade")
+def migrate_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")],
+) -> None:
+    """Revert the database to REVISION."""
+    from orderdesk.core import migrations
+
+    migrations.downgrade(_settings().database_url, revision)
+
+
+@migrate_app.command("current")
+def migrate_current() -> None:
+    """Show the revision the database is at."""
+    from orderdesk.core import migrations
+
+    migrations.current(_settings().database_url)
+
+
+@app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(prompt=True, help="The admin's email.")],
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="Password."),
+    ],
+    full_name: Annotated[str, typer.Option(help="Display name.")] = "Administrator",
+) -> None:
+    """Create an administrator account (prompts for what is not given)."""
+    from orderdesk.core.errors import DomainError
+
+    try:
+        user_id = _run_with_container(
+            lambda c: _create_admin(c, email=email, password=password, full_name=full_name)
+        )
+    except (DomainError, ValidationError) as exc:
+        console.print(f"[red]could not create the admin:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    console.print(f"admin created: {email} ({user_id})")
+
+
+@app.command("seed-demo")
+def seed_demo() -> None:
+    """Create a demo admin (and, later, a demo catalog) when the database is empty.
+
+    The admin's generated password is printed once; it is not stored anywhere else.
+    """
+    password = "demo-" + secrets.token_urlsafe(12)
+    created = _run_with_container(lambda c: _seed_demo(c, password=password))
+    if created:
+        console.print(
+            f"demo admin created — email: [bold]{DEMO_ADMIN_EMAIL}[/bold]  "
+            f"password: [bold]{password}[/bold]  (shown once)"
+        )
+    else:
+        console.print("database already has accounts; demo data not added")
+
+
+async def _create_admin(c: object, *, email: str, password: str, full_name: str) -> str:
+    from orderdesk.auth import service as auth_service
+    from orderdesk.core.container import Container
+    from orderdesk.core.uow import unit_of_work
+    from orderdesk.users.models import Role
+    from orderdesk.users.schemas import UserCreate
+
+    assert isinstance(c, Container)
+    data = UserCreate(email=email, password=password, full_name=full_name)
+    async with unit_of_work(c.database, clock=c.clock) as uow:
+        user = await auth_service.register(uow, c, data=data, role=Role.ADMIN, email_verified=True)
+        return str(user.id)
+
+
+async def _seed_demo(c: object, *, password: str) -> bool:
+    from orderdesk.core.container import Container
+    from orderdesk.core.uow import unit_of_work
+    from orderdesk.users import repository as user_repository
+
+    assert isinstance(c, Container)
+    async with unit_of_work(c.database, clock=c.clock) as uow:
+        if await user_repository.count(uow.session) > 0:
+            return False
+    await _create_admin(c, email=DEMO_ADMIN_EMAIL, password=password, full_name="Demo Admin")
+    return True
+
+
+def main() -> None:
+    app()

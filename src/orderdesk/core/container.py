@@ -1,0 +1,51 @@
+"""The adapters a process needs, chosen once from settings.
+
+This is the one place where tiers differ: which database, whether throttling state
+is shared through Redis, which mailer. Requests, jobs and CLI commands all build the
+same container, so services behave the same whichever way they are reached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from orderdesk.core.clock import Clock, SystemClock
+from orderdesk.core.database import Database
+from orderdesk.core.security import PasswordHasher, TokenCodec
+from orderdesk.core.settings import Settings
+from orderdesk.core.throttle import MemoryFailureCounter, RedisFailureCounter, SigninThrottle
+from orderdesk.notifications.mailer import LogMailer, Mailer
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    settings: Settings
+    database: Database
+    clock: Clock
+    hasher: PasswordHasher
+    tokens: TokenCodec
+    throttle: SigninThrottle
+    mailer: Mailer
+    redis: Redis | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Container:
+        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        counter = RedisFailureCounter(redis) if redis else MemoryFailureCounter()
+        return cls(
+            settings=settings,
+            database=Database.from_settings(settings),
+            clock=SystemClock(),
+            hasher=PasswordHasher.from_settings(settings),
+            tokens=TokenCodec(settings),
+            throttle=SigninThrottle.from_settings(settings, counter),
+            mailer=LogMailer(),
+            redis=redis,
+        )
+
+    async def close(self) -> None:
+        await self.database.dispose()
+        if self.redis is not None:
+            await self.redis.aclose()

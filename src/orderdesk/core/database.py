@@ -1,0 +1,113 @@
+"""Engines and sessions for SQLite (MVP tier) and PostgreSQL (CORE/FULL tiers).
+
+One factory knows what each backend needs. SQLite gets WAL, a busy timeout and
+foreign keys, and write transactions that take the write lock up front
+(`BEGIN IMMEDIATE`) so concurrent writers queue instead of failing to upgrade a
+read lock. PostgreSQL gets a bounded, pre-pinged pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orderdesk.core.settings import Settings
+
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def create_engine(url: str, settings: Settings, *, read_only: bool = False) -> AsyncEngine:
+    if make_url(url).get_backend_name() == "sqlite":
+        return _sqlite_engine(url, settings, read_only=read_only)
+    return create_async_engine(
+        url,
+        echo=settings.database_echo,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def _sqlite_engine(url: str, settings: Settings, *, read_only: bool) -> AsyncEngine:
+    engine = create_async_engine(
+        url, echo=settings.database_echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    )
+    begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _configure(dbapi_connection: Any, _: Any) -> None:
+        # Hand transaction control to SQLAlchemy (the driver's implicit BEGIN would
+        # defeat BEGIN IMMEDIATE and SAVEPOINTs), then set the pragmas per connection.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            "foreign_keys=ON",
+            "synchronous=NORMAL",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql(begin)
+
+    return engine
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """The primary engine for writes and an engine for reads: the replica when
+    `ORDERDESK_DATABASE_READ_URL` is set, a read-only view of the primary otherwise."""
+
+    engine: AsyncEngine
+    read_engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    read_sessions: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        engine = create_engine(settings.database_url, settings)
+        read_url = settings.database_read_url or settings.database_url
+        if settings.database_read_url is None and not settings.is_sqlite:
+            read_engine = engine
+        else:
+            read_engine = create_engine(read_url, settings, read_only=True)
+        return cls.from_engines(engine, read_engine)
+
+    @classmethod
+    def from_engines(cls, engine: AsyncEngine, read_engine: AsyncEngine) -> Database:
+        return cls(
+            engine=engine,
+            read_engine=read_engine,
+            sessions=async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
+            read_sessions=async_sessionmaker(
+                read_engine, class_=AsyncSession, expire_on_commit=False
+            ),
+        )
+
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        async with self.read_sessions() as session:
+            yield session
+            # Reads never write; ending the transaction without a commit says so.
+            await session.rollback()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()

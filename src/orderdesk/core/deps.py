@@ -1,0 +1,50 @@
+"""Request-scoped dependencies shared by every domain's routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orderdesk.core.container import Container
+from orderdesk.core.pagination import MAX_LIMIT
+from orderdesk.core.uow import UnitOfWork, unit_of_work
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+async def get_unit_of_work(request: Request, c: ContainerDep) -> AsyncIterator[UnitOfWork]:
+    async with unit_of_work(c.database, clock=c.clock, request_id=request.state.request_id) as uow:
+        yield uow
+
+
+# scope="function": the transaction commits (or rolls back) when the route returns,
+# *before* the response is sent, so a client never sees success for a failed commit.
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work, scope="function")]
+
+
+async def get_read_session(c: ContainerDep) -> AsyncIterator[AsyncSession]:
+    async with c.database.read_session() as session:
+        yield session
+
+
+# Reads that can tolerate replica lag go to the read replica when one is configured.
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
+
+
+def client_address(request: Request) -> str:
+    # uvicorn has already applied X-Forwarded-For from trusted proxies only.
+    return request.client.host if request.client else "unknown"
+
+
+ClientAddress = Annotated[str, Depends(client_address)]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Cursor = Annotated[str | None, Query(max_length=512)]

@@ -1,0 +1,177 @@
+"""Domain errors and their one rendering: RFC 9457 problem details.
+
+Services and repositories raise `DomainError` subclasses; each carries its HTTP
+status and a stable machine-readable `code`. Nothing below the route layer knows
+about HTTP exceptions, and no internals (stack traces, SQL, secrets) reach a client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class DomainError(Exception):
+    status: ClassVar[int] = HTTPStatus.BAD_REQUEST
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+    # A refusal that is itself a state change (e.g. revoking a token family on reuse)
+    # sets this, so the unit of work commits before the error is rendered.
+    commit_changes: ClassVar[bool] = False
+
+    def __init__(self, detail: str | None = None, *, headers: Mapping[str, str] | None = None):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = dict(headers or {})
+
+    def extra(self) -> dict[str, Any]:
+        return {}
+
+
+class NotFound(DomainError):
+    status = HTTPStatus.NOT_FOUND
+    code = "not_found"
+    title = "Not found"
+
+
+class Unauthorized(DomainError):
+    status = HTTPStatus.UNAUTHORIZED
+    code = "not_authenticated"
+    title = "Authentication required"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(DomainError):
+    status = HTTPStatus.FORBIDDEN
+    code = "forbidden"
+    title = "Not allowed"
+
+
+class Conflict(DomainError):
+    status = HTTPStatus.CONFLICT
+    code = "conflict"
+    title = "Conflict"
+
+
+class ConcurrentUpdate(Conflict):
+    code = "concurrent_update"
+    title = "The resource was changed by another request; reload and retry"
+
+
+class InvalidInput(DomainError):
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "invalid_input"
+    title = "Invalid input"
+
+    def __init__(self, detail: str, *, field: Sequence[str | int] | None = None) -> None:
+        super().__init__(detail)
+        self.field = list(field) if field else None
+
+    def extra(self) -> dict[str, Any]:
+        if self.field is None:
+            return {}
+        return {"errors": [{"field": _dotted(self.field), "message": self.detail}]}
+
+
+class TooManyRequests(DomainError):
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    code = "too_many_requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+        self.retry_after = max(1, retry_after)
+
+
+class ServiceUnavailable(DomainError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "service_unavailable"
+    title = "Service unavailable"
+
+
+def problem_response(
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    body = {
+        "type": f"urn:orderdesk:problem:{code}",
+        "title": title,
+        "status": int(status),
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    return JSONResponse(body, status_code=int(status), headers=headers, media_type=PROBLEM_JSON)
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _domain_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return problem_response(
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        headers=exc.headers,
+        **exc.extra(),
+    )
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        loc = [part for part in error.get("loc", ()) if part != "body"] or ["body"]
+        message = error["msg"].removeprefix("Value error, ")
+        errors.append({"field": _dotted(loc), "message": message, "type": error["type"]})
+    return problem_response(
+        status=HTTPStatus.UNPROCESSABLE_ENTITY,
+        code="validation_failed",
+        title="The request is not valid",
+        detail=f"{len(errors)} field(s) failed validation",
+        errors=errors,
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    status = HTTPStatus(exc.status_code)
+    code = status.phrase.lower().replace(" ", "_").replace("-", "_")
+    detail = exc.detail if isinstance(exc.detail, str) else status.description
+    return problem_response(
+        status=status, code=code, title=status.phrase, detail=detail, headers=exc.headers
+    )
+
+
+def internal_error_response() -> Response:
+    """The only thing a client learns of a bug: that it happened, and its request id."""
+    return problem_response(
+        status=HTTPStatus.INTERNAL_SERVER_ERROR,
+        code="internal_error",
+        title="Internal server error",
+        detail="The server failed to handle this request; it has been logged.",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -1,0 +1,71 @@
+"""Keyset (cursor) pagination: `?limit=&cursor=` → `{items, next_cursor}`.
+
+A cursor is the sort key of the last item returned, base64url-encoded JSON. Clients
+treat it as opaque. Pages stay stable while rows are inserted, and a page costs an
+index range scan however deep it is, unlike OFFSET.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from orderdesk.core.errors import InvalidInput
+
+T = TypeVar("T")
+
+
+class HasId(Protocol):
+    @property
+    def id(self) -> UUID: ...
+
+
+R = TypeVar("R", bound=HasId)
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(key: dict[str, Any]) -> str:
+    raw = json.dumps(key, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("The cursor is not one this API issued.", field=["cursor"]) from exc
+    if not isinstance(key, dict):
+        raise InvalidInput("The cursor is not one this API issued.", field=["cursor"])
+    return key
+
+
+def decode_id_cursor(cursor: str | None) -> UUID | None:
+    """The id a page continues after, for lists sorted by (UUIDv7) id."""
+    if cursor is None:
+        return None
+    try:
+        return UUID(str(decode_cursor(cursor)["id"]))
+    except (KeyError, ValueError) as exc:
+        raise InvalidInput("The cursor is not one this API issued.", field=["cursor"]) from exc
+
+
+def page_by_id(rows: Sequence[R], *, limit: int, item: Callable[[R], T]) -> Page[T]:
+    """Build a page from `limit + 1` rows sorted by id: the extra row only says that
+    another page exists."""
+    items = [item(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    next_cursor = encode_cursor({"id": str(rows[limit - 1].id)}) if more else None
+    return Page(items=items, next_cursor=next_cursor)

@@ -1,0 +1,123 @@
+"""Settings from `ORDERDESK_*` environment variables and an optional `.env` file.
+
+Every setting is documented in docs/configuration.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Deliberately recognisable: production refuses to start with it.
+DEVELOPMENT_SECRET_KEY = "orderdesk-development-secret-key-do-not-use-in-production"  # noqa: S105
+MIN_SECRET_KEY_LENGTH = 32
+# OWASP's minimum for argon2id: 19 MiB of memory, two passes, one lane.
+ARGON2_MIN_MEMORY_KIB = 19 * 1024
+ARGON2_MIN_TIME_COST = 2
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ORDERDESK_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    debug: bool = False
+    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
+
+    database_url: str = "sqlite+aiosqlite:///./orderdesk.db"
+    database_read_url: str | None = None
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
+    database_echo: bool = False
+
+    redis_url: str | None = None
+    broker_url: str | None = None
+    smtp_url: str | None = None
+    payment_gateway_url: str | None = None
+    sentry_dsn: SecretStr | None = None
+
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    jwt_algorithm: Literal["HS256", "RS256", "ES256", "EdDSA"] = "HS256"
+    jwt_private_key_file: Path | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_issuer: str = "orderdesk"
+    jwt_audience: str = "orderdesk-api"
+    access_token_ttl_seconds: int = Field(default=15 * 60, ge=30, le=24 * 3600)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    email_verification_ttl_seconds: int = Field(default=48 * 3600, ge=60)
+    password_reset_ttl_seconds: int = Field(default=3600, ge=60)
+
+    argon2_memory_kib: int = Field(default=ARGON2_MIN_MEMORY_KIB, ge=ARGON2_MIN_MEMORY_KIB)
+    argon2_time_cost: int = Field(default=ARGON2_MIN_TIME_COST, ge=ARGON2_MIN_TIME_COST)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    password_min_score: int = Field(default=3, ge=0, le=4)
+
+    signin_window_seconds: int = Field(default=15 * 60, ge=1)
+    signin_max_failures_per_account: int = Field(default=5, ge=1)
+    signin_max_failures_per_address: int = Field(default=20, ge=1)
+
+    cookie_secure: bool | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+    trusted_proxies: str = "127.0.0.1"
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.is_production if self.cookie_secure is None else self.cookie_secure
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @model_validator(mode="after")
+    def _check_production(self) -> Self:
+        if not self.is_production:
+            return self
+        problems = []
+        key = self.secret_key.get_secret_value()
+        if key == DEVELOPMENT_SECRET_KEY:
+            problems.append("ORDERDESK_SECRET_KEY is the development key; set a random one")
+        elif len(key) < MIN_SECRET_KEY_LENGTH:
+            problems.append(
+                f"ORDERDESK_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters"
+            )
+        if self.debug:
+            problems.append("ORDERDESK_DEBUG must be off")
+        if self.database_echo:
+            problems.append("ORDERDESK_DATABASE_ECHO must be off (it logs query parameters)")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _check_jwt_keys(self) -> Self:
+        asymmetric = self.jwt_algorithm != "HS256"
+        if asymmetric and not (self.jwt_private_key_file and self.jwt_public_key_file):
+            raise ValueError(
+                f"ORDERDESK_JWT_ALGORITHM={self.jwt_algorithm} needs "
+                "ORDERDESK_JWT_PRIVATE_KEY_FILE and ORDERDESK_JWT_PUBLIC_KEY_FILE"
+            )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

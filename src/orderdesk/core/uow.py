@@ -1,0 +1,96 @@
+"""The unit of work: one session, one transaction, owned by its caller.
+
+A request, a job or a CLI command opens a unit of work, calls services with it and
+then commits or rolls back. Services flush (to surface constraint violations and
+stale versions early) and never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orderdesk.core.clock import Clock, SystemClock
+from orderdesk.core.database import Database
+from orderdesk.core.errors import ConcurrentUpdate, DomainError
+from orderdesk.core.models import Audited
+
+
+@dataclass
+class UnitOfWork:
+    session: AsyncSession
+    clock: Clock = field(default_factory=SystemClock)
+    actor_id: UUID | None = None
+    request_id: str | None = None
+
+    def __post_init__(self) -> None:
+        self.session.info["uow"] = self
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    async def flush(self) -> None:
+        try:
+            await self.session.flush()
+        except StaleDataError as exc:
+            raise ConcurrentUpdate() from exc
+
+    async def commit(self) -> None:
+        try:
+            await self.session.commit()
+        except StaleDataError as exc:
+            raise ConcurrentUpdate() from exc
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+
+
+@asynccontextmanager
+async def unit_of_work(
+    database: Database, *, clock: Clock | None = None, request_id: str | None = None
+) -> AsyncIterator[UnitOfWork]:
+    """Commit when the block succeeds, roll back when it raises.
+
+    A `DomainError` with `commit_changes` is a refusal that must still be recorded
+    (a revoked token family), so its changes are committed before it propagates.
+    """
+    async with database.sessions() as session:
+        uow = UnitOfWork(session=session, clock=clock or SystemClock(), request_id=request_id)
+        try:
+            yield uow
+        except DomainError as exc:
+            if exc.commit_changes:
+                await uow.commit()
+            else:
+                await uow.rollback()
+            raise
+        except BaseException:
+            await uow.rollback()
+            raise
+        else:
+            await uow.commit()
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_audit_columns(session: Session, *_: Any) -> None:
+    uow = session.info.get("uow")
+    if uow is None:
+        return
+    now = uow.now()
+    for obj in session.new:
+        if isinstance(obj, Audited):
+            obj.created_by = obj.created_by or uow.actor_id
+            obj.updated_by = obj.updated_by or uow.actor_id
+    for obj in session.dirty:
+        if isinstance(obj, Audited) and session.is_modified(obj, include_collections=False):
+            obj.updated_at = now
+            obj.updated_by = uow.actor_id

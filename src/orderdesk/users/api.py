@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, status
+
+from orderdesk.auth.dependencies import AdminUser, CurrentUser, StaffUser
+from orderdesk.core.deps import ContainerDep, Cursor, Limit, ReadSessionDep, UnitOfWorkDep
+from orderdesk.core.pagination import DEFAULT_LIMIT, Page
+from orderdesk.users import service as user_service
+from orderdesk.users.models import Role
+from orderdesk.users.schemas import UserAdminUpdate, UserPublic, UserSelfUpdate
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("/me")
+async def read_me(user: CurrentUser) -> UserPublic:
+    return UserPublic.from_user(user)
+
+
+@router.patch("/me")
+async def update_me(
+    data: UserSelfUpdate, user: CurrentUser, uow: UnitOfWorkDep, c: ContainerDep
+) -> UserPublic:
+    return await user_service.update_profile(uow, c, user=user, data=data)
+
+
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_me(user: CurrentUser, uow: UnitOfWorkDep) -> None:
+    await user_service.delete_account(uow, user=user)
+
+
+@router.get("")
+async def list_users(
+    _: StaffUser,
+    session: ReadSessionDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    role: Role | None = None,
+    is_active: bool | None = None,
+) -> Page[UserPublic]:
+    return await user_service.list_users(
+        session, limit=limit, cursor=cursor, role=role, is_active=is_active
+    )
+
+
+@router.patch("/{user_id}")
+async def update_user(
+    user_id: UUID, data: UserAdminUpdate, admin: AdminUser, uow: UnitOfWorkDep
+) -> UserPublic:
+    return await user_service.update_user(uow, actor=admin, user_id=user_id, data=data)

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orderdesk.users.models import Role, User
+
+
+async def get_by_id(
+    session: AsyncSession, user_id: UUID, *, include_deleted: bool = False
+) -> User | None:
+    user = await session.get(User, user_id)
+    if user is None or (user.is_deleted and not include_deleted):
+        return None
+    return user
+
+
+async def get_by_email(session: AsyncSession, email: str) -> User | None:
+    """The live account with this (normalised) email; deleted accounts are not found."""
+    statement = select(User).where(User.email == email, col(User.deleted_at).is_(None))
+    return (await session.exec(statement)).first()
+
+
+async def email_exists(session: AsyncSession, email: str) -> bool:
+    """Whether any account, deleted or not, holds this email."""
+    statement = select(User.id).where(User.email == email)
+    return (await session.exec(statement)).first() is not None
+
+
+async def count(session: AsyncSession) -> int:
+    return (await session.exec(select(func.count()).select_from(User))).one()
+
+
+async def list_page(
+    session: AsyncSession,
+    *,
+    limit: int,
+    after: UUID | None = None,
+    role: Role | None = None,
+    is_active: bool | None = None,
+) -> Sequence[User]:
+    """Live users in creation order (UUIDv7 ids sort by time), one row past `limit`
+    so the caller knows whether another page exists."""
+    statement = select(User).where(col(User.deleted_at).is_(None))
+    if after is not None:
+        statement = statement.where(col(User.id) > after)
+    if role is not None:
+        statement = statement.where(User.role == role)
+    if is_active is not None:
+        statement = statement.where(User.is_active == is_active)
+    statement = statement.order_by(col(User.id)).limit(limit + 1)
+    return (await session.exec(statement)).all()

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from orderdesk.core.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from orderdesk.users.models import Role, User
+
+
+def normalize_email(value: str) -> str:
+    """Validate syntax (no DNS lookups) and normalise; the whole address is lower-cased
+    so that uniqueness and sign-in ignore case."""
+    try:
+        result = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from exc
+    return result.normalized.lower()
+
+
+Email = Annotated[str, Field(max_length=320), AfterValidator(normalize_email)]
+Password = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class Strict(BaseModel):
+    """Request bodies refuse unknown fields, so `role` or `is_active` smuggled into a
+    sign-up or a profile update is a 422, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserCreate(Strict):
+    email: Email
+    password: Password
+    full_name: FullName
+
+
+class UserSelfUpdate(Strict):
+    full_name: FullName | None = None
+    current_password: str | None = Field(default=None, max_length=MAX_PASSWORD_LENGTH)
+    new_password: Password | None = None
+
+
+class UserAdminUpdate(Strict):
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+class UserPublic(BaseModel):
+    id: UUID
+    email: str
+    full_name: str
+    role: Role
+    is_active: bool
+    email_verified: bool
+    created_at: datetime
+
+    @classmethod
+    def from_user(cls, user: User) -> UserPublic:
+        return cls(
+            id=user.id,
+            email=user.email,
+            full_name=user.full_name,
+            role=user.role,
+            is_active=user.is_active,
+            email_verified=user.email_verified_at is not None,
+            created_at=user.created_at,
+        )
