@@ -42,6 +42,9 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         docs_url="/docs",
         redoc_url=None,
     )
+    if container is not None:
+        # Supplied by the caller (tests, embedding): usable without running lifespan.
+        app.state.container = container
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 

@@ -4,11 +4,9 @@ UPDATE, so two concurrent requests presenting the same token cannot both win."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import Update, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -40,7 +38,7 @@ async def revoke_family(session: AsyncSession, family_id: UUID, *, now: datetime
         .where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_(None))
         .values(revoked_at=now)
     )
-    await session.execute(statement)
+    await session.exec(statement)
 
 
 async def revoke_all_for_user(session: AsyncSession, user_id: UUID, *, now: datetime) -> None:
@@ -49,7 +47,7 @@ async def revoke_all_for_user(session: AsyncSession, user_id: UUID, *, now: date
         .where(col(RefreshToken.user_id) == user_id, col(RefreshToken.revoked_at).is_(None))
         .values(revoked_at=now)
     )
-    await session.execute(statement)
+    await session.exec(statement)
 
 
 async def get_one_time_token(
@@ -88,9 +86,9 @@ async def expire_unused_tokens(
         )
         .values(used_at=now)
     )
-    await session.execute(statement)
+    await session.exec(statement)
 
 
-async def _changed_one(session: AsyncSession, statement: Any) -> bool:
-    result = cast(CursorResult[Any], await session.execute(statement))
+async def _changed_one(session: AsyncSession, statement: Update) -> bool:
+    result = await session.exec(statement)
     return result.rowcount == 1

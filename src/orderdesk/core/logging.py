@@ -22,6 +22,7 @@ REQUEST_ID_HEADER = "x-request-id"
 # Accept a caller's id only when it is a plain token, so it is safe in logs and headers.
 _WELL_FORMED_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 log = structlog.get_logger("orderdesk.http")
+_HANDLER_NAME = "orderdesk"
 
 
 def configure_logging(*, log_format: str, level: str) -> None:
@@ -50,8 +51,12 @@ def configure_logging(*, log_format: str, level: str) -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace only our own handler, so calling this again (or under a test runner
+    # that captures logs) never drops anyone else's.
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != _HANDLER_NAME]
+    root.addHandler(handler)
     root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []

@@ -1,0 +1,208 @@
+"""Fixtures shared by every layer of tests: settings, databases on both backends,
+the container and an in-process HTTP client.
+
+Integration tests are parametrised over SQLite and PostgreSQL. Each backend gets a
+fresh database per run, migrated with Alembic (so every run also tests the
+migrations), and each test runs inside a transaction that is rolled back at its end.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orderdesk.app import create_app
+from orderdesk.core import migrations
+from orderdesk.core.clock import SystemClock
+from orderdesk.core.container import Container
+from orderdesk.core.database import Database, create_engine
+from orderdesk.core.security import PasswordHasher, TokenCodec
+from orderdesk.core.settings import Environment, Settings
+from orderdesk.core.throttle import MemoryFailureCounter, SigninThrottle
+from orderdesk.notifications.mailer import LogMailer
+from tests.services import POSTGRES_ADMIN_URL, unavailable
+
+BACKENDS = ["sqlite", "postgresql"]
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+
+def make_settings(database_url: str = "sqlite+aiosqlite://", **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "env": Environment.TEST,
+        "secret_key": TEST_SECRET,
+        "database_url": database_url,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def run_in_thread(function: Any, *args: Any) -> Any:
+    """Alembic's env runs its own event loop; keep it off the test loop's thread."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function, *args).result()
+
+
+async def _create_postgres_database(name: str) -> str:
+    admin = create_async_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await admin.dispose()
+    return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_postgres_database(name: str) -> None:
+    admin = create_async_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+class DatabaseFactory:
+    """Creates empty databases on either backend and drops them at the end."""
+
+    def __init__(self, tmp: Path) -> None:
+        self._tmp = tmp
+        self._postgres: list[str] = []
+
+    async def create(self, backend: str) -> str:
+        name = f"orderdesk_test_{uuid.uuid4().hex[:12]}"
+        if backend == "sqlite":
+            return f"sqlite+aiosqlite:///{self._tmp / name}.db"
+        try:
+            url = await _create_postgres_database(name)
+        except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            unavailable("PostgreSQL", exc)
+        self._postgres.append(name)
+        return url
+
+    async def create_migrated(self, backend: str) -> str:
+        url = await self.create(backend)
+        run_in_thread(migrations.upgrade, url, "head")
+        return url
+
+    async def drop_all(self) -> None:
+        for name in self._postgres:
+            await _drop_postgres_database(name)
+
+
+@pytest.fixture(scope="session")
+async def database_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[DatabaseFactory]:
+    factory = DatabaseFactory(tmp_path_factory.mktemp("databases"))
+    yield factory
+    await factory.drop_all()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+async def migrated_url(backend: str, database_factory: DatabaseFactory) -> str:
+    return await database_factory.create_migrated(backend)
+
+
+@pytest.fixture(scope="session")
+async def engine(migrated_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(migrated_url, make_settings(migrated_url))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def database(engine: AsyncEngine) -> AsyncIterator[Database]:
+    """A Database whose sessions all join one outer transaction, rolled back after the
+    test: commits inside the test become savepoint releases."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        sessions = async_sessionmaker(
+            bind=connection,
+            class_=AsyncSession,
+            expire_on_commit=False,
+            join_transaction_mode="create_savepoint",
+        )
+        yield Database(engine=engine, read_engine=engine, sessions=sessions, read_sessions=sessions)
+        await transaction.rollback()
+
+
+@pytest.fixture(scope="session")
+def hasher() -> PasswordHasher:
+    # OWASP's minimum parameters: the production floor, and the fastest allowed.
+    settings = make_settings()
+    return PasswordHasher.from_settings(settings)
+
+
+@pytest.fixture
+def settings(migrated_url: str) -> Settings:
+    return make_settings(migrated_url)
+
+
+def build_container(settings: Settings, database: Database, hasher: PasswordHasher) -> Container:
+    return Container(
+        settings=settings,
+        database=database,
+        clock=SystemClock(),
+        hasher=hasher,
+        tokens=TokenCodec(settings),
+        throttle=SigninThrottle.from_settings(settings, MemoryFailureCounter()),
+        mailer=LogMailer(),
+        redis=None,
+    )
+
+
+@pytest.fixture
+def container(settings: Settings, database: Database, hasher: PasswordHasher) -> Container:
+    return build_container(settings, database, hasher)
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(container.settings, container=container)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def mail_log(caplog: pytest.LogCaptureFixture) -> Iterator[MailLog]:
+    caplog.set_level(logging.INFO, logger="orderdesk.mail")
+    return MailLog(caplog)
+
+
+class MailLog:
+    """Messages the development mailer wrote to the log."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
+        self._caplog = caplog
+
+    def messages(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return [
+            record.msg
+            for record in self._caplog.records
+            if record.name == "orderdesk.mail"
+            and isinstance(record.msg, dict)
+            and (kind is None or record.msg.get("kind") == kind)
+        ]
+
+    def last_token(self, kind: str) -> str:
+        messages = self.messages(kind)
+        assert messages, f"no {kind} message was sent"
+        return str(messages[-1]["text"]).rsplit(" ", 1)[-1]

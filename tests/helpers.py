@@ -1,0 +1,54 @@
+"""Small helpers that test modules share: sign-up and sign-in over the API."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+STRONG_PASSWORD = "violet-harbour-engine-47"
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+async def register(
+    client: httpx.AsyncClient,
+    *,
+    email: str | None = None,
+    password: str = STRONG_PASSWORD,
+    full_name: str = "Test User",
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={"email": email or unique_email(), "password": password, "full_name": full_name},
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def sign_in(
+    client: httpx.AsyncClient, email: str, password: str = STRONG_PASSWORD
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/auth/token", data={"username": email, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def bearer(tokens: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+async def signed_up(
+    client: httpx.AsyncClient, **kwargs: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Register a customer and sign in: (user, tokens)."""
+    user = await register(client, **kwargs)
+    tokens = await sign_in(client, user["email"], kwargs.get("password", STRONG_PASSWORD))
+    return user, tokens
