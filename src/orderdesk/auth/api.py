@@ -6,7 +6,8 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from orderdesk.auth import service as auth_service
-from orderdesk.auth.dependencies import ACCESS_COOKIE, REFRESH_COOKIE, CurrentUser
+from orderdesk.auth.dependencies import ACCESS_COOKIE, CSRF_HEADER, REFRESH_COOKIE, CurrentUser
+from orderdesk.auth.errors import CsrfFailed, InvalidRefreshToken
 from orderdesk.auth.schemas import (
     EmailVerification,
     IssuedTokens,
@@ -68,6 +69,22 @@ async def start_session(
     issued = await auth_service.sign_in(
         uow, c, email=form.username, password=form.password, address=address
     )
+    _set_session_cookies(response, c, issued)
+    return SessionPublic(csrf_token=c.tokens.csrf_token_for(issued.session_id))
+
+
+@router.post("/session/refresh")
+async def refresh_session(
+    request: Request, response: Response, uow: UnitOfWorkDep, c: ContainerDep
+) -> SessionPublic:
+    """Rotate a cookie session's tokens (the browser twin of `/auth/refresh`). Needs
+    the session's CSRF token; a mismatch rolls the rotation back."""
+    presented = request.cookies.get(REFRESH_COOKIE)
+    if not presented:
+        raise InvalidRefreshToken()
+    issued = await auth_service.rotate_refresh_token(uow, c, refresh_token=presented)
+    if not c.tokens.check_csrf(issued.session_id, request.headers.get(CSRF_HEADER, "")):
+        raise CsrfFailed()
     _set_session_cookies(response, c, issued)
     return SessionPublic(csrf_token=c.tokens.csrf_token_for(issued.session_id))
 

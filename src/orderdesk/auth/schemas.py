@@ -6,7 +6,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from orderdesk.users.schemas import Email, Password, Strict
+from orderdesk.core.schemas import StrictModel
+from orderdesk.users.schemas import Email, Password
 
 OpaqueToken = Field(min_length=16, max_length=256)
 
@@ -34,11 +35,11 @@ class TokenPair(BaseModel):
         )
 
 
-class RefreshRequest(Strict):
+class RefreshRequest(StrictModel):
     refresh_token: str = OpaqueToken
 
 
-class LogoutRequest(Strict):
+class LogoutRequest(StrictModel):
     refresh_token: str = OpaqueToken
 
 
@@ -46,14 +47,14 @@ class SessionPublic(BaseModel):
     csrf_token: str
 
 
-class EmailVerification(Strict):
+class EmailVerification(StrictModel):
     token: str = OpaqueToken
 
 
-class PasswordResetRequest(Strict):
+class PasswordResetRequest(StrictModel):
     email: Email
 
 
-class PasswordResetConfirm(Strict):
+class PasswordResetConfirm(StrictModel):
     token: str = OpaqueToken
     new_password: Password

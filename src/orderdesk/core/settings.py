@@ -71,7 +71,6 @@ class Settings(BaseSettings):
     signin_max_failures_per_address: int = Field(default=20, ge=1)
 
     cookie_secure: bool | None = None
-    public_base_url: str = "http://127.0.0.1:8000"
     trusted_proxies: str = "127.0.0.1"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 

@@ -5,8 +5,9 @@ from typing import Annotated
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
+from orderdesk.core.schemas import StrictModel
 from orderdesk.core.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from orderdesk.users.models import Role, User
 
@@ -26,26 +27,19 @@ Password = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_P
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
-class Strict(BaseModel):
-    """Request bodies refuse unknown fields, so `role` or `is_active` smuggled into a
-    sign-up or a profile update is a 422, never silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class UserCreate(Strict):
+class UserCreate(StrictModel):
     email: Email
     password: Password
     full_name: FullName
 
 
-class UserSelfUpdate(Strict):
+class UserSelfUpdate(StrictModel):
     full_name: FullName | None = None
     current_password: str | None = Field(default=None, max_length=MAX_PASSWORD_LENGTH)
     new_password: Password | None = None
 
 
-class UserAdminUpdate(Strict):
+class UserAdminUpdate(StrictModel):
     role: Role | None = None
     is_active: bool | None = None
 
