@@ -9,11 +9,13 @@ from fastapi import APIRouter, FastAPI
 
 from orderdesk import __version__
 from orderdesk.auth.api import router as auth_router
+from orderdesk.catalog.api import router as catalog_router
 from orderdesk.core.container import Container
 from orderdesk.core.errors import install_error_handlers
 from orderdesk.core.logging import RequestContextMiddleware, configure_logging
 from orderdesk.core.settings import Settings, get_settings
 from orderdesk.health.api import router as health_router
+from orderdesk.orders.api import router as orders_router
 from orderdesk.users.api import router as users_router
 
 API_PREFIX = "/api/v1"
@@ -46,11 +48,17 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         # Supplied by the caller (tests, embedding): usable without running lifespan.
         app.state.container = container
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        large_bodies={f"{API_PREFIX}/products/import": settings.import_max_bytes},
+    )
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_router)
     api.include_router(users_router)
+    api.include_router(catalog_router)
+    api.include_router(orders_router)
     app.include_router(api)
     app.include_router(health_router)
     return app

@@ -49,6 +49,21 @@ async def current_user(
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
+async def optional_user(
+    request: Request,
+    uow: UnitOfWorkDep,
+    c: ContainerDep,
+    bearer: Annotated[str | None, Depends(bearer_token)],
+) -> User | None:
+    """The caller on routes open to anyone; credentials, when sent, must be valid."""
+    if not bearer and ACCESS_COOKIE not in request.cookies:
+        return None
+    return await current_user(request, uow, c, bearer)
+
+
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+
+
 def require(permission: Permission) -> Callable[[User], Awaitable[User]]:
     async def check(user: CurrentUser) -> User:
         if not user.can(permission):

@@ -175,3 +175,21 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+class PreconditionFailed(DomainError):
+    status = HTTPStatus.PRECONDITION_FAILED
+    code = "version_mismatch"
+    title = "The resource has changed since you read it; reload and retry"
+
+
+class PreconditionRequired(DomainError):
+    status = HTTPStatus.PRECONDITION_REQUIRED
+    code = "if_match_required"
+    title = "This update needs an If-Match header with the resource's version"
+
+
+class UnsupportedMediaType(DomainError):
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    code = "unsupported_media_type"
+    title = "Unsupported media type"

@@ -79,9 +79,13 @@ class RequestContextMiddleware:
     """Binds the request id, logs one access line per request, enforces the body
     size limit and turns an unhandled exception into a bare 500 problem."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, large_bodies: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Paths allowed a larger body (bulk imports), with their own limit.
+        self.large_bodies = large_bodies or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,6 +96,7 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         header = (REQUEST_ID_HEADER.encode(), request_id.encode())
+        limit = self.large_bodies.get(scope["path"], self.max_body_bytes)
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -110,19 +115,19 @@ class RequestContextMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     raise _BodyTooLarge
             return message
 
-        if _declared_length(scope) > self.max_body_bytes:
-            await self._too_large(scope, receive, send_with_id)
+        if _declared_length(scope) > limit:
+            await self._too_large(scope, receive, send_with_id, limit)
             status = 413
         else:
             try:
                 await self.app(scope, receive_limited, send_with_id)
             except _BodyTooLarge:
                 if not response_started:
-                    await self._too_large(scope, receive, send_with_id)
+                    await self._too_large(scope, receive, send_with_id, limit)
             except Exception:
                 log.exception("unhandled_error", method=scope["method"], path=scope["path"])
                 if not response_started:
@@ -136,12 +141,12 @@ class RequestContextMiddleware:
             **_user_of(scope),
         )
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = problem_response(
             status=413,
             code="payload_too_large",
             title="Payload too large",
-            detail=f"Request bodies are limited to {self.max_body_bytes} bytes.",
+            detail=f"Request bodies are limited to {limit} bytes.",
         )
         await response(scope, receive, send)
 

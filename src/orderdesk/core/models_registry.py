@@ -3,9 +3,19 @@
 from sqlmodel import SQLModel
 
 from orderdesk.auth import models as auth_models
-from orderdesk.core import audit
+from orderdesk.catalog import models as catalog_models
+from orderdesk.core import audit, idempotency
+from orderdesk.orders import models as order_models
 from orderdesk.users import models as user_models
 
 metadata = SQLModel.metadata
 
-__all__ = ["audit", "auth_models", "metadata", "user_models"]
+__all__ = [
+    "audit",
+    "auth_models",
+    "catalog_models",
+    "idempotency",
+    "metadata",
+    "order_models",
+    "user_models",
+]

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     signin_max_failures_per_account: int = Field(default=5, ge=1)
     signin_max_failures_per_address: int = Field(default=20, ge=1)
 
+    order_payment_ttl_seconds: int = Field(default=30 * 60, ge=60)
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    import_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+
     cookie_secure: bool | None = None
     trusted_proxies: str = "127.0.0.1"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

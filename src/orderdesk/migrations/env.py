@@ -10,6 +10,7 @@ from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel.sql.sqltypes import AutoString
 
+from orderdesk.core.migrations import include_object
 from orderdesk.core.models import UTCDateTime
 from orderdesk.core.models_registry import metadata
 
@@ -34,6 +35,7 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=_render_item,
+        include_object=include_object,
         transaction_per_migration=True,
     )
     with context.begin_transaction():

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from orderdesk.auth.dependencies import OptionalUser, require
+from orderdesk.catalog import service as catalog_service
+from orderdesk.catalog.importing import ImportFormat, decode_upload, read_rows, validate_rows
+from orderdesk.catalog.schemas import (
+    ImportResult,
+    ProductCreate,
+    ProductFilter,
+    ProductPublic,
+    ProductSort,
+    ProductUpdate,
+)
+from orderdesk.core.deps import Cursor, Limit, ReadSessionDep, UnitOfWorkDep
+from orderdesk.core.errors import UnsupportedMediaType
+from orderdesk.core.money import MAX_AMOUNT, CurrencyCode
+from orderdesk.core.pagination import DEFAULT_LIMIT, Page
+from orderdesk.core.versioning import etag, expected_version, optional_expected_version
+from orderdesk.users.models import Permission, User
+
+router = APIRouter(prefix="/products", tags=["catalog"])
+CatalogManager = Annotated[User, Depends(require(Permission.CATALOG_MANAGE))]
+ExpectedVersion = Annotated[int, Depends(expected_version)]
+Price = Annotated[int | None, Query(ge=0, le=MAX_AMOUNT)]
+
+
+@router.get("")
+async def list_products(
+    session: ReadSessionDep,
+    user: OptionalUser,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    is_active: bool | None = None,
+    min_price: Price = None,
+    max_price: Price = None,
+    currency: CurrencyCode | None = None,
+    sort: ProductSort = ProductSort.CREATED,
+) -> Page[ProductPublic]:
+    """The catalog, searchable by name or SKU. Only staff see inactive products."""
+    if user is None or not user.can(Permission.CATALOG_MANAGE):
+        is_active = True
+    filters = ProductFilter(
+        q=q,
+        is_active=is_active,
+        min_price=min_price,
+        max_price=max_price,
+        currency=currency,
+        sort=sort,
+    )
+    return await catalog_service.list_products(session, filters=filters, limit=limit, cursor=cursor)
+
+
+@router.get("/{product_id}")
+async def read_product(
+    product_id: UUID, session: ReadSessionDep, user: OptionalUser, response: Response
+) -> ProductPublic:
+    staff = user is not None and user.can(Permission.CATALOG_MANAGE)
+    product = await catalog_service.get_product(
+        session, product_id=product_id, include_inactive=staff
+    )
+    response.headers["ETag"] = etag(product.version)
+    return product
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_product(
+    data: ProductCreate, _: CatalogManager, uow: UnitOfWorkDep, response: Response
+) -> ProductPublic:
+    product = await catalog_service.create_product(uow, data=data)
+    response.headers["ETag"] = etag(product.version)
+    return product
+
+
+@router.patch("/{product_id}")
+async def update_product(
+    product_id: UUID,
+    data: ProductUpdate,
+    version: ExpectedVersion,
+    _: CatalogManager,
+    uow: UnitOfWorkDep,
+    response: Response,
+) -> ProductPublic:
+    """Needs `If-Match: "<version>"`: 428 without it, 412 when it is stale."""
+    product = await catalog_service.update_product(
+        uow, product_id=product_id, expected_version=version, data=data
+    )
+    response.headers["ETag"] = etag(product.version)
+    return product
+
+
+@router.delete("/{product_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_product(
+    product_id: UUID,
+    version: Annotated[int | None, Depends(optional_expected_version)],
+    _: CatalogManager,
+    uow: UnitOfWorkDep,
+) -> None:
+    """Soft delete. `If-Match` is optional here; when sent, it must be current."""
+    await catalog_service.delete_product(uow, product_id=product_id, expected_version=version)
+
+
+@router.post(
+    "/import",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def import_products(request: Request, _: CatalogManager, uow: UnitOfWorkDep) -> ImportResult:
+    """Bulk upsert by SKU from CSV (`text/csv`) or JSON lines (`application/x-ndjson`).
+    Every row is validated first; any bad row rejects the whole file (422, listing
+    each bad line) and nothing is written."""
+    fmt = ImportFormat.from_content_type(request.headers.get("content-type"))
+    if fmt is None:
+        raise UnsupportedMediaType("Send text/csv or application/x-ndjson.")
+    products = validate_rows(read_rows(decode_upload(await request.body()), fmt))
+    return await catalog_service.import_products(uow, products=products)

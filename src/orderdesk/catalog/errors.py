@@ -1,0 +1,25 @@
+from typing import Any
+
+from orderdesk.core.errors import Conflict, InvalidInput, NotFound
+
+
+class ProductNotFound(NotFound):
+    code = "product_not_found"
+    title = "No such product"
+
+
+class SkuTaken(Conflict):
+    code = "sku_taken"
+    title = "A product with this SKU already exists"
+
+
+class ImportRejected(InvalidInput):
+    code = "import_rejected"
+    title = "The file has invalid rows; nothing was imported"
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(errors)} problem(s) found; nothing was imported")
+        self.errors = errors
+
+    def extra(self) -> dict[str, Any]:
+        return {"errors": self.errors}

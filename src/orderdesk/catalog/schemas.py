@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from orderdesk.catalog.models import Product
+from orderdesk.core.money import Money
+from orderdesk.core.schemas import StrictModel
+
+MAX_STOCK = 10**9
+Sku = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"),
+]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Description = Annotated[str, Field(max_length=5000)]
+Stock = Annotated[int, Field(ge=0, le=MAX_STOCK)]
+
+
+class ProductCreate(StrictModel):
+    sku: Sku
+    name: Name
+    description: Description = ""
+    price: Money
+    stock: Stock = 0
+    is_active: bool = True
+
+
+class ProductUpdate(StrictModel):
+    name: Name | None = None
+    description: Description | None = None
+    price: Money | None = None
+    stock: Stock | None = None
+    is_active: bool | None = None
+
+
+class ProductPublic(BaseModel):
+    id: UUID
+    sku: str
+    name: str
+    description: str
+    price: Money
+    stock: int
+    is_active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_product(cls, product: Product) -> ProductPublic:
+        return cls(
+            id=product.id,
+            sku=product.sku,
+            name=product.name,
+            description=product.description,
+            price=Money(amount=product.price_amount, currency=product.currency),
+            stock=product.stock,
+            is_active=product.is_active,
+            version=product.version,
+            created_at=product.created_at,
+            updated_at=product.updated_at,
+        )
+
+
+class ProductSort(StrEnum):
+    CREATED = "created"
+    NAME = "name"
+    PRICE = "price"
+
+
+class ProductFilter(BaseModel):
+    q: str | None = None
+    is_active: bool | None = None
+    min_price: int | None = None
+    max_price: int | None = None
+    currency: str | None = None
+    sort: ProductSort = ProductSort.CREATED
+
+
+class ImportResult(BaseModel):
+    rows: int
+    created: int
+    updated: int

@@ -1,0 +1,189 @@
+"""Catalog use cases: browse, manage, import."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orderdesk.catalog import repository as product_repository
+from orderdesk.catalog.errors import ProductNotFound, SkuTaken
+from orderdesk.catalog.models import Product
+from orderdesk.catalog.schemas import (
+    ImportResult,
+    ProductCreate,
+    ProductFilter,
+    ProductPublic,
+    ProductSort,
+    ProductUpdate,
+)
+from orderdesk.core import audit
+from orderdesk.core.errors import ConcurrentUpdate, InvalidInput, PreconditionFailed
+from orderdesk.core.ids import new_id
+from orderdesk.core.pagination import Page, decode_cursor, encode_cursor
+from orderdesk.core.uow import UnitOfWork
+from orderdesk.core.versioning import check_version
+
+IMPORT_BATCH_SIZE = 1000
+
+
+async def list_products(
+    session: AsyncSession, *, filters: ProductFilter, limit: int, cursor: str | None
+) -> Page[ProductPublic]:
+    after = _decode_product_cursor(cursor, filters.sort)
+    rows = await product_repository.list_page(session, filters=filters, limit=limit, after=after)
+    items = [ProductPublic.from_product(product) for product in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        key = product_repository.sort_key(last, filters.sort)
+        next_cursor = encode_cursor({"s": filters.sort.value, "k": key, "id": str(last.id)})
+    return Page(items=items, next_cursor=next_cursor)
+
+
+async def get_product(
+    session: AsyncSession, *, product_id: UUID, include_inactive: bool
+) -> ProductPublic:
+    product = await product_repository.get_by_id(session, product_id)
+    if product is None or not (product.is_active or include_inactive):
+        raise ProductNotFound()
+    return ProductPublic.from_product(product)
+
+
+async def create_product(uow: UnitOfWork, *, data: ProductCreate) -> ProductPublic:
+    product = Product(
+        sku=data.sku,
+        name=data.name,
+        description=data.description,
+        price_amount=data.price.amount,
+        currency=data.price.currency,
+        stock=data.stock,
+        is_active=data.is_active,
+    )
+    uow.session.add(product)
+    try:
+        await uow.flush()
+    except IntegrityError as exc:
+        raise SkuTaken() from exc
+    audit.record(uow, action="product.created", entity_type="product", entity_id=product.id)
+    return ProductPublic.from_product(product)
+
+
+async def update_product(
+    uow: UnitOfWork, *, product_id: UUID, expected_version: int, data: ProductUpdate
+) -> ProductPublic:
+    product = await _load(uow, product_id)
+    check_version(product.version, expected_version)
+    changes: dict[str, Any] = {}
+    for field, value in data.model_dump(exclude_unset=True, exclude={"price"}).items():
+        if value is None:
+            raise InvalidInput(f"{field} cannot be null", field=[field])
+        if getattr(product, field) != value:
+            changes[field] = {"from": getattr(product, field), "to": value}
+            setattr(product, field, value)
+    if data.price is not None:
+        price = (product.price_amount, product.currency)
+        if price != (data.price.amount, data.price.currency):
+            changes["price"] = {"from": list(price), "to": [data.price.amount, data.price.currency]}
+            product.price_amount, product.currency = data.price.amount, data.price.currency
+    if changes:
+        await _flush_versioned(uow)
+        audit.record(
+            uow,
+            action="product.updated",
+            entity_type="product",
+            entity_id=product.id,
+            changes=changes,
+        )
+    return ProductPublic.from_product(product)
+
+
+async def delete_product(
+    uow: UnitOfWork, *, product_id: UUID, expected_version: int | None
+) -> None:
+    product = await _load(uow, product_id)
+    if expected_version is not None:
+        check_version(product.version, expected_version)
+    product.deleted_at = uow.now()
+    await _flush_versioned(uow)
+    audit.record(uow, action="product.deleted", entity_type="product", entity_id=product.id)
+
+
+async def import_products(
+    uow: UnitOfWork,
+    *,
+    products: Sequence[ProductCreate],
+    on_batch: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Upsert validated products by SKU in bulk statements of `IMPORT_BATCH_SIZE`. The
+    caller's unit of work makes the whole import one transaction."""
+    now = uow.now()
+    created = 0
+    for start in range(0, len(products), IMPORT_BATCH_SIZE):
+        batch = products[start : start + IMPORT_BATCH_SIZE]
+        existing = await product_repository.existing_skus(uow.session, [p.sku for p in batch])
+        created += sum(1 for p in batch if p.sku not in existing)
+        rows = [_import_row(p, now=now, actor=uow.actor_id) for p in batch]
+        await product_repository.upsert_by_sku(uow.session, rows, now=now, actor=uow.actor_id)
+        if on_batch is not None:
+            on_batch(len(batch))
+    result = ImportResult(rows=len(products), created=created, updated=len(products) - created)
+    if uow.actor_id is not None:
+        audit.record(
+            uow,
+            action="product.imported",
+            entity_type="user",
+            entity_id=uow.actor_id,
+            changes=result.model_dump(),
+        )
+    return result
+
+
+async def _load(uow: UnitOfWork, product_id: UUID) -> Product:
+    product = await product_repository.get_by_id(uow.session, product_id)
+    if product is None:
+        raise ProductNotFound()
+    return product
+
+
+async def _flush_versioned(uow: UnitOfWork) -> None:
+    # The version matched when we read it; losing the race to another writer since
+    # then is the same outcome for the client: its If-Match is stale.
+    try:
+        await uow.flush()
+    except ConcurrentUpdate as exc:
+        raise PreconditionFailed() from exc
+
+
+def _import_row(product: ProductCreate, *, now: datetime, actor: UUID | None) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "sku": product.sku,
+        "name": product.name,
+        "description": product.description,
+        "price_amount": product.price.amount,
+        "currency": product.price.currency,
+        "stock": product.stock,
+        "is_active": product.is_active,
+        "created_at": now,
+        "updated_at": now,
+        "created_by": actor,
+        "updated_by": actor,
+        "version": 1,
+    }
+
+
+def _decode_product_cursor(cursor: str | None, sort: ProductSort) -> tuple[Any, UUID] | None:
+    if cursor is None:
+        return None
+    key = decode_cursor(cursor)
+    try:
+        if key["s"] != sort.value:
+            raise ValueError("cursor from another sort order")
+        return key["k"], UUID(key["id"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InvalidInput("The cursor is not one this API issued.", field=["cursor"]) from exc

@@ -1,0 +1,29 @@
+"""Money on the wire: `{"amount": 1999, "currency": "EUR"}`, integer minor units and
+an ISO 4217 code. Never floats."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pycountry
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+MAX_AMOUNT = 10**12  # minor units; keeps sums far inside a 64-bit integer
+
+
+def _iso_4217(code: str) -> str:
+    if pycountry.currencies.get(alpha_3=code) is None:
+        raise ValueError(f"'{code}' is not an ISO 4217 currency code")
+    return code
+
+
+CurrencyCode = Annotated[
+    str, Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_4217)
+]
+
+
+class Money(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    amount: int = Field(ge=0, le=MAX_AMOUNT, description="Minor units (cents for EUR).")
+    currency: CurrencyCode

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request, status
+from starlette.responses import Response
+
+from orderdesk.auth.dependencies import CurrentUser, require
+from orderdesk.core import idempotency
+from orderdesk.core.deps import ContainerDep, Cursor, Limit, UnitOfWorkDep
+from orderdesk.core.pagination import DEFAULT_LIMIT, Page
+from orderdesk.orders import service as order_service
+from orderdesk.orders.models import OrderStatus
+from orderdesk.orders.schemas import OrderCreate, OrderFilter, OrderPublic
+from orderdesk.users.models import Permission, User
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+OrderManager = Annotated[User, Depends(require(Permission.ORDERS_MANAGE))]
+IdempotencyKey = Annotated[str, Depends(idempotency.idempotency_key)]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrderPublic,
+    responses={409: {"description": "Not enough stock, or the same key is in flight"}},
+)
+async def place_order(
+    data: OrderCreate,
+    request: Request,
+    customer: CurrentUser,
+    key: IdempotencyKey,
+    uow: UnitOfWorkDep,
+    c: ContainerDep,
+) -> Response:
+    """Place an order and reserve its stock. Needs an `Idempotency-Key`: a retry with
+    the same key and body replays the first response."""
+    return await idempotency.run_once(
+        uow,
+        owner_id=customer.id,
+        key=key,
+        request_fingerprint=idempotency.fingerprint("POST", request.url.path, data),
+        ttl=timedelta(seconds=c.settings.idempotency_ttl_seconds),
+        status_code=status.HTTP_201_CREATED,
+        action=lambda: order_service.place_order(uow, customer=customer, data=data),
+    )
+
+
+@router.get("")
+async def list_orders(
+    viewer: CurrentUser,
+    uow: UnitOfWorkDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    status: OrderStatus | None = None,
+    user_id: UUID | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> Page[OrderPublic]:
+    """The caller's orders, newest first; staff see everyone's and may filter by
+    `user_id`."""
+    filters = OrderFilter(
+        user_id=user_id, status=status, created_after=created_after, created_before=created_before
+    )
+    return await order_service.list_orders(
+        uow.session, viewer=viewer, filters=filters, limit=limit, cursor=cursor
+    )
+
+
+@router.get("/{order_id}")
+async def read_order(order_id: UUID, viewer: CurrentUser, uow: UnitOfWorkDep) -> OrderPublic:
+    return await order_service.get_order(uow.session, order_id=order_id, viewer=viewer)
+
+
+@router.post("/{order_id}/cancel")
+async def cancel_order(order_id: UUID, actor: CurrentUser, uow: UnitOfWorkDep) -> OrderPublic:
+    return await order_service.cancel_order(uow, order_id=order_id, actor=actor)
+
+
+@router.post("/{order_id}/fulfill")
+async def fulfill_order(order_id: UUID, _: OrderManager, uow: UnitOfWorkDep) -> OrderPublic:
+    return await order_service.fulfill_order(uow, order_id=order_id)

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from uuid import UUID
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orderdesk.orders.models import Order, OrderLine, OrderStatus
+from orderdesk.orders.schemas import OrderFilter
+
+
+async def get_by_id(session: AsyncSession, order_id: UUID) -> Order | None:
+    return await session.get(Order, order_id)
+
+
+async def lines_for(
+    session: AsyncSession, order_ids: Iterable[UUID]
+) -> dict[UUID, list[OrderLine]]:
+    """The lines of many orders in one query (a page of orders costs two queries)."""
+    ids = list(order_ids)
+    if not ids:
+        return {}
+    statement = (
+        select(OrderLine)
+        .where(col(OrderLine.order_id).in_(ids))
+        .order_by(col(OrderLine.order_id), col(OrderLine.position))
+    )
+    grouped: dict[UUID, list[OrderLine]] = defaultdict(list)
+    for line in (await session.exec(statement)).all():
+        grouped[line.order_id].append(line)
+    return grouped
+
+
+async def list_page(
+    session: AsyncSession, *, filters: OrderFilter, limit: int, before: UUID | None
+) -> Sequence[Order]:
+    """Newest first (UUIDv7 ids sort by creation), `limit + 1` rows."""
+    statement = select(Order)
+    if filters.user_id is not None:
+        statement = statement.where(Order.user_id == filters.user_id)
+    if filters.status is not None:
+        statement = statement.where(Order.status == filters.status)
+    if filters.created_after is not None:
+        statement = statement.where(col(Order.created_at) >= filters.created_after)
+    if filters.created_before is not None:
+        statement = statement.where(col(Order.created_at) < filters.created_before)
+    if before is not None:
+        statement = statement.where(col(Order.id) < before)
+    statement = statement.order_by(col(Order.id).desc()).limit(limit + 1)
+    return (await session.exec(statement)).all()
+
+
+async def pending_created_before(
+    session: AsyncSession, cutoff: datetime, *, limit: int
+) -> Sequence[Order]:
+    """Unpaid orders past their deadline, locked so concurrent expiry runs (several
+    processes) each take different rows."""
+    statement = (
+        select(Order)
+        .where(Order.status == OrderStatus.PENDING_PAYMENT, col(Order.created_at) < cutoff)
+        .order_by(col(Order.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return (await session.exec(statement)).all()

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from orderdesk.core.money import Money
+from orderdesk.core.schemas import StrictModel
+from orderdesk.orders.models import Order, OrderLine, OrderStatus
+
+MAX_LINES = 100
+MAX_QUANTITY = 10_000
+
+
+class OrderLineCreate(StrictModel):
+    product_id: UUID
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+
+
+class OrderCreate(StrictModel):
+    """Only products and quantities: prices, totals, status and owner come from the
+    server, and sending them is a 422."""
+
+    lines: Annotated[list[OrderLineCreate], Field(min_length=1, max_length=MAX_LINES)]
+
+
+class OrderLinePublic(BaseModel):
+    product_id: UUID
+    sku: str
+    name: str
+    unit_price: Money
+    quantity: int
+    line_total: Money
+
+    @classmethod
+    def from_line(cls, line: OrderLine, currency: str) -> OrderLinePublic:
+        return cls(
+            product_id=line.product_id,
+            sku=line.sku,
+            name=line.name,
+            unit_price=Money(amount=line.unit_price_amount, currency=currency),
+            quantity=line.quantity,
+            line_total=Money(amount=line.line_total_amount, currency=currency),
+        )
+
+
+class OrderPublic(BaseModel):
+    id: UUID
+    status: OrderStatus
+    lines: list[OrderLinePublic]
+    total: Money
+    user_id: UUID
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_order(cls, order: Order, lines: list[OrderLine]) -> OrderPublic:
+        return cls(
+            id=order.id,
+            status=order.status,
+            lines=[OrderLinePublic.from_line(line, order.currency) for line in lines],
+            total=Money(amount=order.total_amount, currency=order.currency),
+            user_id=order.user_id,
+            version=order.version,
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+        )
+
+
+class OrderFilter(BaseModel):
+    user_id: UUID | None = None
+    status: OrderStatus | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None

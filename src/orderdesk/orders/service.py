@@ -1,0 +1,183 @@
+"""Order use cases: place (reserving stock), read, cancel, fulfil, expire."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orderdesk.catalog import repository as product_repository
+from orderdesk.catalog.models import Product
+from orderdesk.core import audit
+from orderdesk.core.pagination import Page, decode_id_cursor, encode_cursor
+from orderdesk.core.uow import UnitOfWork
+from orderdesk.orders import repository as order_repository
+from orderdesk.orders.errors import (
+    DuplicateProduct,
+    IllegalTransition,
+    InsufficientStock,
+    MixedCurrencies,
+    OrderNotFound,
+    UnknownProducts,
+)
+from orderdesk.orders.models import Order, OrderLine, OrderStatus, can_transition
+from orderdesk.orders.schemas import OrderCreate, OrderFilter, OrderPublic
+from orderdesk.users.models import Permission, User
+
+EXPIRY_BATCH_SIZE = 500
+
+
+async def place_order(uow: UnitOfWork, *, customer: User, data: OrderCreate) -> OrderPublic:
+    """Price the lines from the catalog and reserve their stock, all or nothing."""
+    wanted = {line.product_id: line.quantity for line in data.lines}
+    if len(wanted) != len(data.lines):
+        raise DuplicateProduct()
+    products = await product_repository.get_many(uow.session, wanted)
+    unknown = [pid for pid in wanted if pid not in products or not products[pid].is_active]
+    if unknown:
+        raise UnknownProducts(unknown)
+    if len({product.currency for product in products.values()}) > 1:
+        raise MixedCurrencies()
+    _refuse_shortages({pid: products[pid].stock for pid in wanted}, wanted)
+
+    # Fixed order of row locks, so two orders for the same products cannot deadlock.
+    short = {}
+    for product_id in sorted(wanted):
+        if not await product_repository.reserve_stock(uow.session, product_id, wanted[product_id]):
+            short[product_id] = 0
+    if short:  # lost a race since the read above; the transaction rolls back
+        _refuse_shortages(short, wanted)
+
+    order, lines = _new_order(customer, data, products)
+    uow.session.add(order)
+    uow.session.add_all(lines)
+    await uow.flush()
+    audit.record(
+        uow,
+        action="order.placed",
+        entity_type="order",
+        entity_id=order.id,
+        changes={"total": order.total_amount, "currency": order.currency},
+    )
+    return OrderPublic.from_order(order, lines)
+
+
+def _refuse_shortages(on_hand: dict[UUID, int], wanted: dict[UUID, int]) -> None:
+    shortages = [
+        {"product_id": str(pid), "requested": wanted[pid], "available": max(stock, 0)}
+        for pid, stock in on_hand.items()
+        if stock < wanted[pid]
+    ]
+    if shortages:
+        raise InsufficientStock(shortages)
+
+
+def _new_order(
+    customer: User, data: OrderCreate, products: dict[UUID, Product]
+) -> tuple[Order, list[OrderLine]]:
+    currency = next(iter(products.values())).currency
+    order = Order(user_id=customer.id, currency=currency, total_amount=0)
+    lines = []
+    for position, requested in enumerate(data.lines):
+        product = products[requested.product_id]
+        lines.append(
+            OrderLine(
+                order_id=order.id,
+                position=position,
+                product_id=product.id,
+                sku=product.sku,
+                name=product.name,
+                unit_price_amount=product.price_amount,
+                quantity=requested.quantity,
+                line_total_amount=product.price_amount * requested.quantity,
+            )
+        )
+    order.total_amount = sum(line.line_total_amount for line in lines)
+    return order, lines
+
+
+async def get_order(session: AsyncSession, *, order_id: UUID, viewer: User) -> OrderPublic:
+    order = await _visible_order(session, order_id=order_id, viewer=viewer)
+    lines = await order_repository.lines_for(session, [order.id])
+    return OrderPublic.from_order(order, lines.get(order.id, []))
+
+
+async def list_orders(
+    session: AsyncSession, *, viewer: User, filters: OrderFilter, limit: int, cursor: str | None
+) -> Page[OrderPublic]:
+    if not viewer.can(Permission.ORDERS_READ_ALL):
+        filters = filters.model_copy(update={"user_id": viewer.id})
+    rows = await order_repository.list_page(
+        session, filters=filters, limit=limit, before=decode_id_cursor(cursor)
+    )
+    page = rows[:limit]
+    lines = await order_repository.lines_for(session, [order.id for order in page])
+    items = [OrderPublic.from_order(order, lines.get(order.id, [])) for order in page]
+    more = len(rows) > limit
+    return Page(items=items, next_cursor=encode_cursor({"id": str(page[-1].id)}) if more else None)
+
+
+async def cancel_order(uow: UnitOfWork, *, order_id: UUID, actor: User) -> OrderPublic:
+    """Cancel an unpaid order and return its stock, exactly once."""
+    order = await _visible_order(uow.session, order_id=order_id, viewer=actor)
+    lines = await _cancel(uow, order, reason="by_user")
+    return OrderPublic.from_order(order, lines)
+
+
+async def fulfill_order(uow: UnitOfWork, *, order_id: UUID) -> OrderPublic:
+    order = await order_repository.get_by_id(uow.session, order_id)
+    if order is None:
+        raise OrderNotFound()
+    await _transition(uow, order, OrderStatus.FULFILLED)
+    lines = await order_repository.lines_for(uow.session, [order.id])
+    return OrderPublic.from_order(order, lines.get(order.id, []))
+
+
+async def expire_unpaid_orders(uow: UnitOfWork, *, max_age: timedelta) -> int:
+    """Cancel orders left unpaid longer than `max_age`, releasing their stock. Meant
+    to be called periodically; returns how many it expired."""
+    cutoff = uow.now() - max_age
+    orders = await order_repository.pending_created_before(
+        uow.session, cutoff, limit=EXPIRY_BATCH_SIZE
+    )
+    for order in orders:
+        await _cancel(uow, order, reason="expired")
+    return len(orders)
+
+
+async def _cancel(uow: UnitOfWork, order: Order, *, reason: str) -> list[OrderLine]:
+    # The status change is flushed (version-checked) before any stock moves: of two
+    # concurrent cancels only one gets past it, so stock is released once.
+    await _transition(uow, order, OrderStatus.CANCELLED, changes={"reason": reason})
+    lines = (await order_repository.lines_for(uow.session, [order.id])).get(order.id, [])
+    for line in sorted(lines, key=lambda line: line.product_id):
+        await product_repository.release_stock(uow.session, line.product_id, line.quantity)
+    return lines
+
+
+async def _transition(
+    uow: UnitOfWork, order: Order, target: OrderStatus, *, changes: dict[str, Any] | None = None
+) -> None:
+    if not can_transition(order.status, target):
+        raise IllegalTransition(f"An order that is {order.status.value} cannot become {target}.")
+    previous = order.status
+    order.status = target
+    await uow.flush()
+    audit.record(
+        uow,
+        action=f"order.{target.value}",
+        entity_type="order",
+        entity_id=order.id,
+        changes={"status": {"from": previous.value, "to": target.value}, **(changes or {})},
+    )
+
+
+async def _visible_order(session: AsyncSession, *, order_id: UUID, viewer: User) -> Order:
+    """Load an order the viewer may see; someone else's is "not found", never
+    "forbidden", so its existence is not confirmed."""
+    order = await order_repository.get_by_id(session, order_id)
+    if order is None or (order.user_id != viewer.id and not viewer.can(Permission.ORDERS_READ_ALL)):
+        raise OrderNotFound()
+    return order
