@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -135,7 +136,7 @@ def create_admin(
 
 @app.command("seed-demo")
 def seed_demo() -> None:
-    """Create a demo admin (and, later, a demo catalog) when the database is empty.
+    """Create a demo admin and a small demo catalog when the database is empty.
 
     The admin's generated password is printed once; it is not stored anywhere else.
     """
@@ -144,10 +145,62 @@ def seed_demo() -> None:
     if created:
         console.print(
             f"demo admin created — email: [bold]{DEMO_ADMIN_EMAIL}[/bold]  "
-            f"password: [bold]{password}[/bold]  (shown once)"
+            f"password: [bold]{password}[/bold]  (shown once); demo catalog added",
+            soft_wrap=True,
         )
     else:
         console.print("database already has accounts; demo data not added")
+
+
+@app.command("import-products")
+def import_products(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV or JSONL.")
+    ],
+    file_format: Annotated[
+        str | None, typer.Option("--format", help="csv or jsonl (default: from the suffix).")
+    ] = None,
+) -> None:
+    """Upsert products by SKU from a CSV or JSON-lines file, all or nothing.
+
+    Every row is validated before anything is written; bad rows are listed with their
+    line numbers and nothing is imported.
+    """
+    from orderdesk.catalog.errors import ImportRejected
+    from orderdesk.catalog.importing import ImportFormat, read_rows, validate_rows
+
+    fmt = ImportFormat(file_format) if file_format else ImportFormat.from_filename(file.name)
+    if fmt is None:
+        console.print("[red]cannot tell the format; pass --format csv or --format jsonl[/red]")
+        raise typer.Exit(code=2)
+    try:
+        with file.open(encoding="utf-8-sig", newline="") as handle:
+            products = validate_rows(read_rows(handle, fmt))
+    except ImportRejected as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        for error in exc.errors:
+            console.print(f"  line {error['line']}: {error['field'] or ''} {error['message']}")
+        raise typer.Exit(code=1) from exc
+    result = _run_with_container(lambda c: _import(c, products))
+    console.print(
+        f"imported {result.rows} products: {result.created} created, {result.updated} updated"
+    )
+
+
+async def _import(c: object, products: list[Any]) -> Any:
+    from rich.progress import Progress
+
+    from orderdesk.catalog import service as catalog_service
+    from orderdesk.core.container import Container
+    from orderdesk.core.uow import unit_of_work
+
+    assert isinstance(c, Container)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("importing", total=len(products))
+        async with unit_of_work(c.database, clock=c.clock) as uow:
+            return await catalog_service.import_products(
+                uow, products=products, on_batch=lambda n: progress.advance(task, n)
+            )
 
 
 async def _create_admin(c: object, *, email: str, password: str, full_name: str) -> str:
@@ -174,7 +227,34 @@ async def _seed_demo(c: object, *, password: str) -> bool:
         if await user_repository.count(uow.session) > 0:
             return False
     await _create_admin(c, email=DEMO_ADMIN_EMAIL, password=password, full_name="Demo Admin")
+    await _seed_catalog(c)
     return True
+
+
+async def _seed_catalog(c: object) -> None:
+    from orderdesk.catalog import service as catalog_service
+    from orderdesk.catalog.schemas import ProductCreate
+    from orderdesk.core.container import Container
+    from orderdesk.core.money import Money
+    from orderdesk.core.uow import unit_of_work
+
+    assert isinstance(c, Container)
+    demo = [
+        ("MUG-BLUE", "Blue enamel mug", 1299, 40),
+        ("MUG-RED", "Red enamel mug", 1299, 25),
+        ("TEE-S", "Logo t-shirt, small", 2499, 12),
+        ("TEE-M", "Logo t-shirt, medium", 2499, 18),
+        ("TEE-L", "Logo t-shirt, large", 2499, 9),
+        ("CAP", "Baseball cap", 1899, 30),
+        ("TOTE", "Canvas tote bag", 1499, 50),
+        ("NOTE-A5", "A5 dotted notebook", 899, 100),
+    ]
+    products = [
+        ProductCreate(sku=sku, name=name, price=Money(amount=amount, currency="EUR"), stock=stock)
+        for sku, name, amount, stock in demo
+    ]
+    async with unit_of_work(c.database, clock=c.clock) as uow:
+        await catalog_service.import_products(uow, products=products)
 
 
 def main() -> None:

@@ -120,10 +120,14 @@ async def upsert_by_sku(
         return
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Product).values(list(rows))
+    # A Core statement executed with many parameter sets, no ORM bookkeeping. The
+    # RETURNING clause makes SQLAlchemy batch the rows into multi-row VALUES
+    # ("insertmanyvalues") instead of one round trip per row.
+    table = Product.__table__  # type: ignore[attr-defined]
+    statement = insert(table)
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(
-        index_elements=[Product.sku],
+        index_elements=[table.c.sku],
         set_={
             "name": excluded.name,
             "description": excluded.description,
@@ -134,10 +138,10 @@ async def upsert_by_sku(
             "deleted_at": None,
             "updated_at": now,
             "updated_by": actor,
-            "version": col(Product.version) + 1,
+            "version": table.c.version + 1,
         },
     )
-    await session.exec(statement)
+    await session.exec(statement.returning(table.c.id), params=rows)
 
 
 def _escape_like(text: str) -> str:
