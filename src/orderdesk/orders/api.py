@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, status
+from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from orderdesk.auth.dependencies import CurrentUser, require
@@ -56,8 +57,8 @@ async def list_orders(
     cursor: Cursor = None,
     status: OrderStatus | None = None,
     user_id: UUID | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: AwareDatetime | None = None,
+    created_before: AwareDatetime | None = None,
 ) -> Page[OrderPublic]:
     """The caller's orders, newest first; staff see everyone's and may filter by
     `user_id`."""
