@@ -128,8 +128,14 @@ def create_admin(
         user_id = _run_with_container(
             lambda c: _create_admin(c, email=email, password=password, full_name=full_name)
         )
-    except (DomainError, ValidationError) as exc:
-        console.print(f"[red]could not create the admin:[/red] {exc}")
+    except DomainError as exc:
+        console.print(f"[red]could not create the admin:[/red] {exc.detail}")
+        raise typer.Exit(code=1) from exc
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            console.print(f"[red]could not create the admin:[/red] {field}: {message}")
         raise typer.Exit(code=1) from exc
     console.print(f"admin created: {email} ({user_id})")
 

@@ -104,7 +104,9 @@ class Database:
             await session.rollback()
 
     async def ping(self) -> None:
-        async with self.engine.connect() as connection:
+        # Through the read engine: on SQLite the primary's transactions begin with
+        # BEGIN IMMEDIATE and would queue a health probe behind every writer.
+        async with self.read_engine.connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
 
     async def dispose(self) -> None:

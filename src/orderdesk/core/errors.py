@@ -151,10 +151,18 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     )
 
 
+# Stable codes for the HTTP errors the framework raises itself.
+_HTTP_CODES = {
+    HTTPStatus.NOT_FOUND: "not_found",
+    HTTPStatus.METHOD_NOT_ALLOWED: "method_not_allowed",
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "payload_too_large",
+}
+
+
 async def _http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = HTTPStatus(exc.status_code)
-    code = status.phrase.lower().replace(" ", "_").replace("-", "_")
+    code = _HTTP_CODES.get(status) or status.phrase.lower().replace(" ", "_").replace("-", "_")
     detail = exc.detail if isinstance(exc.detail, str) else status.description
     return problem_response(
         status=status, code=code, title=status.phrase, detail=detail, headers=exc.headers

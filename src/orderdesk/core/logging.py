@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import structlog
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderdesk.core.errors import internal_error_response, problem_response
@@ -116,7 +117,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(limit)
             return message
 
         if _declared_length(scope) > limit:
@@ -151,8 +152,13 @@ class RequestContextMiddleware:
         await response(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised while the body streams in. An HTTP exception, so that FastAPI's body
+    parsing passes it through to the problem handler instead of calling it a
+    malformed body."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"Request bodies are limited to {limit} bytes.")
 
 
 def _declared_length(scope: Scope) -> int:

@@ -165,8 +165,9 @@ class TokenCodec:
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
-# zxcvbn's cost grows with length; a prefix this long already decides the score.
-_STRENGTH_PREFIX = 100
+# zxcvbn refuses input over 72 characters (its cost grows with length); a prefix
+# this long already decides the score. Hashing always uses the whole password.
+_STRENGTH_PREFIX = 72
 
 
 def _weakness(password: str, user_inputs: list[str], min_score: int) -> str | None:

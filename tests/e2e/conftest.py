@@ -1,0 +1,180 @@
+"""The real `orderdesk` command as a subprocess: migrated, seeded and serving over HTTP
+on a free port, against a fresh SQLite file or PostgreSQL database."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import DatabaseFactory
+
+ORDERDESK = Path(sys.executable).with_name("orderdesk")
+READY_TIMEOUT_SECONDS = 30.0
+CLI_TIMEOUT_SECONDS = 120.0
+_SEEDED = re.compile(r"email:\s*(?P<email>\S+)\s+password:\s*(?P<password>\S+)")
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    env: dict[str, str]
+    workdir: Path
+    stderr_path: Path
+    admin_email: str
+    admin_password: str
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run `orderdesk ARGS` with the server's settings (database, keys)."""
+        return run_cli(self.env, self.workdir, *args)
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """The server's stderr, one JSON object per line; a line that is not JSON fails."""
+        records = []
+        for line in self.stderr_path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pytest.fail(f"the server logged a line that is not JSON: {line!r}")
+        return records
+
+    def wait_for_log(self, *, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
+        """The first log record with all of `fields`, waiting for it to be written."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for record in self.log_records():
+                if all(record.get(key) == value for key, value in fields.items()):
+                    return record
+            if time.monotonic() > deadline:
+                pytest.fail(f"no log record with {fields} within {timeout} s")
+            time.sleep(0.1)
+
+
+def server_env(database_url: str) -> dict[str, str]:
+    """The parent's environment without any ORDERDESK_* (or HOST/PORT, which `serve`
+    reads) settings, plus the ones this server runs with."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("ORDERDESK_") and name not in {"HOST", "PORT"}
+    }
+    env.update(
+        ORDERDESK_ENV="production",
+        ORDERDESK_SECRET_KEY=secrets.token_urlsafe(48),
+        ORDERDESK_DATABASE_URL=database_url,
+        ORDERDESK_LOG_FORMAT="json",
+        ORDERDESK_LOG_LEVEL="INFO",
+    )
+    return env
+
+
+def run_cli(env: dict[str, str], workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    assert ORDERDESK.exists(), f"{ORDERDESK} is missing; install the project into the venv"
+    return subprocess.run(
+        [str(ORDERDESK), *args],
+        env=env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_ready(process: subprocess.Popen[bytes], base_url: str, stderr_path: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    last_error = "no answer yet"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(
+                f"orderdesk serve exited with {process.returncode}:\n"
+                + stderr_path.read_text(encoding="utf-8")[-4000:]
+            )
+        try:
+            response = httpx.get(f"{base_url}/health/ready", timeout=2.0)
+            if response.status_code == 200:
+                return
+            last_error = f"{response.status_code} {response.text}"
+        except httpx.TransportError as exc:
+            last_error = repr(exc)
+        time.sleep(0.1)
+    pytest.fail(f"orderdesk serve was not ready within {READY_TIMEOUT_SECONDS} s: {last_error}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+async def e2e_database_url(backend: str, database_factory: DatabaseFactory) -> str:
+    """An empty database the server alone uses (`migrate upgrade` builds it)."""
+    return await database_factory.create(backend)
+
+
+@pytest.fixture(scope="module")
+def server(e2e_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp("e2e")
+    env = server_env(e2e_database_url)
+
+    migrated = run_cli(env, workdir, "migrate", "upgrade")
+    assert migrated.returncode == 0, migrated.stderr
+    seeded = run_cli(env, workdir, "seed-demo")
+    assert seeded.returncode == 0, seeded.stderr
+    credentials = _SEEDED.search(seeded.stdout)
+    assert credentials, f"seed-demo printed no credentials:\n{seeded.stdout}"
+
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    stderr_path = workdir / "serve.stderr.log"
+    with (
+        (workdir / "serve.stdout.log").open("wb") as stdout,
+        stderr_path.open("wb") as stderr,
+    ):
+        process = subprocess.Popen(
+            [str(ORDERDESK), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    try:
+        wait_until_ready(process, base_url, stderr_path)
+        yield Server(
+            base_url=base_url,
+            env=env,
+            workdir=workdir,
+            stderr_path=stderr_path,
+            admin_email=credentials["email"],
+            admin_password=credentials["password"],
+        )
+    finally:
+        stop(process)

@@ -1,0 +1,69 @@
+"""Reading what the API wrote, and creating accounts the API cannot (staff, admins)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import httpx
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from orderdesk.auth import service as auth_service
+from orderdesk.core.audit import AuditLog
+from orderdesk.core.container import Container
+from orderdesk.core.uow import unit_of_work
+from orderdesk.users.models import Role, User
+from orderdesk.users.schemas import UserCreate
+from tests.helpers import STRONG_PASSWORD, bearer, sign_in, unique_email
+
+
+async def create_account(
+    container: Container, role: Role, *, password: str = STRONG_PASSWORD
+) -> User:
+    data = UserCreate(email=unique_email(role.value), password=password, full_name="Team Member")
+    async with unit_of_work(container.database) as uow:
+        return await auth_service.register(uow, container, data=data, role=role)
+
+
+async def signed_in_as(
+    client: httpx.AsyncClient, container: Container, role: Role
+) -> tuple[User, dict[str, str]]:
+    """An account with `role`, signed in over the API: (user, auth headers)."""
+    user = await create_account(container, role)
+    tokens = await sign_in(client, user.email)
+    return user, bearer(tokens)
+
+
+async def users_count(container: Container) -> int:
+    async with container.database.sessions() as session:
+        return (await session.exec(select(func.count()).select_from(User))).one()
+
+
+async def user_row(container: Container, user_id: UUID | str) -> User | None:
+    """The stored row, deleted or not."""
+    async with container.database.sessions() as session:
+        return await session.get(User, UUID(str(user_id)))
+
+
+async def audit_rows(container: Container, *, entity_id: UUID | str, action: str) -> list[AuditLog]:
+    statement = (
+        select(AuditLog)
+        .where(AuditLog.entity_id == UUID(str(entity_id)), AuditLog.action == action)
+        .order_by(col(AuditLog.occurred_at))
+    )
+    async with container.database.sessions() as session:
+        return list((await session.exec(statement)).all())
+
+
+def problem(response: httpx.Response) -> dict[str, Any]:
+    """The body of a problem-details response, after checking its shape."""
+    assert response.headers["content-type"] == "application/problem+json", response.text
+    body: dict[str, Any] = response.json()
+    assert {"type", "title", "status", "detail", "code"} <= body.keys(), body
+    assert body["status"] == response.status_code
+    return body
+
+
+def error_fields(body: dict[str, Any]) -> set[str]:
+    return {error["field"] for error in body.get("errors", [])}

@@ -1,0 +1,128 @@
+"""Liveness and readiness, including readiness against a database that is not there."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from orderdesk.app import create_app
+from orderdesk.core.container import Container
+from orderdesk.core.database import Database, create_engine
+from orderdesk.core.security import PasswordHasher
+from tests.conftest import DatabaseFactory, build_container, make_settings
+from tests.integration.support import problem
+
+UNREACHABLE_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"
+
+
+@pytest.fixture
+async def real_container(
+    backend: str, database_factory: DatabaseFactory
+) -> AsyncIterator[Container]:
+    """A container wired from settings alone, as `orderdesk serve` builds it, on a fresh
+    database that nothing else is using."""
+    url = await database_factory.create_migrated(backend)
+    container = Container.from_settings(make_settings(url))
+    yield container
+    await container.close()
+
+
+@pytest.fixture
+async def real_client(real_container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(real_container.settings, container=real_container)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+async def test_live_is_200(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health/live")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_health_is_outside_the_api_prefix(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/health/live")
+
+    assert response.status_code == 404
+
+
+async def test_ready_is_200_with_the_database_ok(real_client: httpx.AsyncClient) -> None:
+    response = await real_client.get("/health/ready")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_ready_stays_200_while_another_connection_holds_a_write_transaction(
+    real_client: httpx.AsyncClient, real_container: Container
+) -> None:
+    """A write in progress (a long checkout, a migration step, the test harness's own
+    transaction) does not make a healthy database look unreachable."""
+    settings = real_container.settings
+    writer = create_engine(settings.database_url, settings)
+    try:
+        async with writer.begin() as connection:
+            await connection.execute(sa.text("CREATE TABLE busy_marker (id INTEGER)"))
+            await connection.execute(sa.text("INSERT INTO busy_marker (id) VALUES (1)"))
+
+            response = await real_client.get("/health/ready")
+
+            assert response.status_code == 200, response.text
+    finally:
+        await writer.dispose()
+
+
+@pytest.fixture
+def unreachable_url(backend: str, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        # A file in a directory that does not exist cannot be opened or created.
+        return f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'orderdesk.db'}"
+    return UNREACHABLE_POSTGRES
+
+
+@pytest.fixture
+async def unreachable_client(
+    unreachable_url: str, hasher: PasswordHasher
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = make_settings(unreachable_url)
+    database = Database.from_settings(settings)
+    container: Container = build_container(settings, database, hasher)
+    app = create_app(settings, container=container)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+    finally:
+        await database.dispose()
+
+
+async def test_ready_is_a_503_problem_when_the_database_is_unreachable(
+    unreachable_client: httpx.AsyncClient,
+) -> None:
+    response = await unreachable_client.get("/health/ready")
+
+    assert response.status_code == 503
+    assert problem(response)["code"] == "service_unavailable"
+
+
+async def test_the_503_does_not_reveal_the_database_error(
+    unreachable_client: httpx.AsyncClient,
+) -> None:
+    response = await unreachable_client.get("/health/ready")
+
+    for leak in ("127.0.0.1:1", "missing-dir", "Errno", "OperationalError", "unable to open"):
+        assert leak not in response.text
+
+
+async def test_live_stays_200_when_the_database_is_unreachable(
+    unreachable_client: httpx.AsyncClient,
+) -> None:
+    response = await unreachable_client.get("/health/live")
+
+    assert response.status_code == 200
