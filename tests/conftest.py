@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ def make_settings(database_url: str = "sqlite+aiosqlite://", **overrides: Any) -
         "log_level": "WARNING",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 def run_in_thread(function: Any, *args: Any) -> Any:
@@ -182,7 +182,7 @@ async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def mail_log(caplog: pytest.LogCaptureFixture) -> Iterator[MailLog]:
+def mail_log(caplog: pytest.LogCaptureFixture) -> MailLog:
     caplog.set_level(logging.INFO, logger="orderdesk.mail")
     return MailLog(caplog)
 

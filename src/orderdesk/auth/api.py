@@ -7,7 +7,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from orderdesk.auth import service as auth_service
 from orderdesk.auth.dependencies import ACCESS_COOKIE, CSRF_HEADER, REFRESH_COOKIE, CurrentUser
-from orderdesk.auth.errors import CsrfFailed, InvalidRefreshToken
+from orderdesk.auth.errors import InvalidRefreshToken
 from orderdesk.auth.schemas import (
     EmailVerification,
     IssuedTokens,
@@ -78,13 +78,13 @@ async def refresh_session(
     request: Request, response: Response, uow: UnitOfWorkDep, c: ContainerDep
 ) -> SessionPublic:
     """Rotate a cookie session's tokens (the browser twin of `/auth/refresh`). Needs
-    the session's CSRF token; a mismatch rolls the rotation back."""
+    the session's CSRF token, checked before anything changes."""
     presented = request.cookies.get(REFRESH_COOKIE)
     if not presented:
         raise InvalidRefreshToken()
-    issued = await auth_service.rotate_refresh_token(uow, c, refresh_token=presented)
-    if not c.tokens.check_csrf(issued.session_id, request.headers.get(CSRF_HEADER, "")):
-        raise CsrfFailed()
+    issued = await auth_service.rotate_refresh_token(
+        uow, c, refresh_token=presented, csrf_token=request.headers.get(CSRF_HEADER, "")
+    )
     _set_session_cookies(response, c, issued)
     return SessionPublic(csrf_token=c.tokens.csrf_token_for(issued.session_id))
 

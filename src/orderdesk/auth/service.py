@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from orderdesk.auth import repository as token_repository
 from orderdesk.auth.errors import (
+    CsrfFailed,
     EmailTaken,
     InvalidAccessToken,
     InvalidCredentials,
@@ -134,12 +135,16 @@ async def _issue(
 
 
 async def rotate_refresh_token(
-    uow: UnitOfWork, c: Container, *, refresh_token: str
+    uow: UnitOfWork, c: Container, *, refresh_token: str, csrf_token: str | None = None
 ) -> IssuedTokens:
+    """Spend a refresh token for a new pair in the same family. Cookie sessions pass
+    the CSRF token they were given, which is checked before anything changes."""
     now = uow.now()
     stored = await token_repository.get_refresh_token(uow.session, hash_token(refresh_token))
     if stored is None or stored.revoked_at is not None or stored.expires_at <= now:
         raise InvalidRefreshToken()
+    if csrf_token is not None and not c.tokens.check_csrf(stored.family_id, csrf_token):
+        raise CsrfFailed()
     claimed = stored.rotated_at is None and await token_repository.claim_refresh_token(
         uow.session, stored.id, now=now
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -170,10 +171,23 @@ MAX_PASSWORD_LENGTH = 1024
 _STRENGTH_PREFIX = 72
 
 
+def _personal_words(user_inputs: list[str]) -> list[str]:
+    """zxcvbn matches whole inputs only; split an email and a name into the pieces a
+    person would build a password from (local part, its words, the domain's first
+    label, each name word and the name run together)."""
+    words: set[str] = set()
+    for text in user_inputs:
+        lowered = text.lower().strip()
+        local, _, domain = lowered.partition("@")
+        words.update({lowered, local, domain.split(".")[0], "".join(lowered.split())})
+        words.update(re.split(r"[\s._+\-@]+", lowered))
+    return sorted(word for word in words if len(word) >= 3)
+
+
 def _weakness(password: str, user_inputs: list[str], min_score: int) -> str | None:
     from zxcvbn import zxcvbn
 
-    result = zxcvbn(password[:_STRENGTH_PREFIX], user_inputs=user_inputs)
+    result = zxcvbn(password[:_STRENGTH_PREFIX], user_inputs=_personal_words(user_inputs))
     if int(result["score"]) >= min_score:
         return None
     feedback = result.get("feedback") or {}
