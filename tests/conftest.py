@@ -9,6 +9,7 @@ migrations), and each test runs inside a transaction that is rolled back at its 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from orderdesk.core.database import Database, create_engine
 from orderdesk.core.security import PasswordHasher, TokenCodec
 from orderdesk.core.settings import Environment, Settings
 from orderdesk.core.throttle import MemoryFailureCounter, SigninThrottle
+from orderdesk.jobs import service as job_service
 from orderdesk.notifications.mailer import LogMailer
 from tests.services import POSTGRES_ADMIN_URL, unavailable
 
@@ -173,10 +175,38 @@ def container(settings: Settings, database: Database, hasher: PasswordHasher) ->
     return build_container(settings, database, hasher)
 
 
+async def drain_outbox(c: Container) -> int:
+    """Run every due outbox event now, as the in-process runner would after a
+    request; returns how many events ran."""
+    total = 0
+
+    async def run_all(event_ids: list[uuid.UUID]) -> None:
+        for event_id in event_ids:
+            await job_service.run_event(c, event_id)
+
+    while claimed := await job_service.relay_once(c, run_all):
+        total += claimed
+    return total
+
+
+class JobsRunningTransport(httpx.ASGITransport):
+    """The ASGI transport, plus the MVP tier's in-process runner: the outbox is
+    drained after every request, so e-mails and other effects are observable."""
+
+    def __init__(self, *, container: Container, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._container = container
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        await drain_outbox(self._container)
+        return response
+
+
 @pytest.fixture
 async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(container.settings, container=container)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    transport = JobsRunningTransport(container=container, app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
 
@@ -205,4 +235,7 @@ class MailLog:
     def last_token(self, kind: str) -> str:
         messages = self.messages(kind)
         assert messages, f"no {kind} message was sent"
-        return str(messages[-1]["text"]).rsplit(" ", 1)[-1]
+        # Tokens are secrets.token_urlsafe(32): 43 URL-safe characters on a line.
+        match = re.search(r"^\s*([A-Za-z0-9_-]{43})\s*$", str(messages[-1]["text"]), re.M)
+        assert match, f"no token in the {kind} message"
+        return match.group(1)

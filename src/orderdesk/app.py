@@ -15,6 +15,8 @@ from orderdesk.core.errors import install_error_handlers
 from orderdesk.core.logging import RequestContextMiddleware, configure_logging
 from orderdesk.core.settings import Settings, get_settings
 from orderdesk.health.api import router as health_router
+from orderdesk.jobs.api import router as jobs_router
+from orderdesk.jobs.background import Background
 from orderdesk.orders.api import router as orders_router
 from orderdesk.users.api import router as users_router
 
@@ -29,9 +31,12 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = container is None
         app.state.container = container or Container.from_settings(settings)
+        background = Background.for_api(app.state.container)
+        background.start()
         try:
             yield
         finally:
+            await background.stop()
             if owned:
                 await app.state.container.close()
 
@@ -59,6 +64,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     api.include_router(users_router)
     api.include_router(catalog_router)
     api.include_router(orders_router)
+    api.include_router(jobs_router)
     app.include_router(api)
     app.include_router(health_router)
     return app

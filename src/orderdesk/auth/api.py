@@ -108,16 +108,14 @@ async def verify_email(data: EmailVerification, uow: UnitOfWorkDep) -> None:
 
 
 @router.post("/verify-email/resend", status_code=status.HTTP_202_ACCEPTED)
-async def resend_verification(user: CurrentUser, uow: UnitOfWorkDep, c: ContainerDep) -> None:
-    await auth_service.send_email_verification(uow, c, user=user)
+async def resend_verification(user: CurrentUser, uow: UnitOfWorkDep) -> None:
+    await auth_service.send_email_verification(uow, user=user)
 
 
 @router.post("/password-reset", status_code=status.HTTP_202_ACCEPTED)
-async def request_password_reset(
-    data: PasswordResetRequest, uow: UnitOfWorkDep, c: ContainerDep
-) -> None:
+async def request_password_reset(data: PasswordResetRequest, uow: UnitOfWorkDep) -> None:
     """Always 202, whether or not the email has an account."""
-    await auth_service.request_password_reset(uow, c, email=data.email)
+    await auth_service.request_password_reset(uow, email=data.email)
 
 
 @router.post("/password-reset/confirm", status_code=status.HTTP_204_NO_CONTENT)

@@ -22,12 +22,11 @@ from orderdesk.auth.errors import (
 )
 from orderdesk.auth.models import OneTimeToken, RefreshToken, TokenPurpose
 from orderdesk.auth.schemas import IssuedTokens
-from orderdesk.core import audit
+from orderdesk.core import audit, outbox
 from orderdesk.core.container import Container
 from orderdesk.core.ids import new_id
 from orderdesk.core.security import InvalidToken, hash_token, new_opaque_token, password_weakness
 from orderdesk.core.uow import UnitOfWork
-from orderdesk.notifications.mailer import EmailMessage
 from orderdesk.users import repository as user_repository
 from orderdesk.users.models import Role, User
 from orderdesk.users.schemas import UserCreate
@@ -66,7 +65,8 @@ async def register(
         actor_id=user.id,
         changes={"role": role.value},
     )
-    await send_email_verification(uow, c, user=user)
+    outbox.emit(uow, "user.registered", {"user_id": str(user.id)})
+    await send_email_verification(uow, user=user)
     return user
 
 
@@ -192,23 +192,14 @@ async def authenticate(
     return user, claims.session_id
 
 
-async def send_email_verification(uow: UnitOfWork, c: Container, *, user: User) -> None:
-    if user.email_verified_at is not None:
-        return
-    token = await _new_one_time_token(
-        uow,
-        user=user,
-        purpose=TokenPurpose.VERIFY_EMAIL,
-        ttl=c.settings.email_verification_ttl_seconds,
-    )
-    await c.mailer.send(
-        EmailMessage(
-            to=user.email,
-            subject="Confirm your email address",
-            text=f"Confirm your address with this token: {token}",
-            kind="verify_email",
+async def send_email_verification(uow: UnitOfWork, *, user: User) -> None:
+    """Queue a verification message; the token is made when it is sent."""
+    if user.email_verified_at is None:
+        outbox.emit(
+            uow,
+            "auth.email_verification_requested",
+            {"user_id": str(user.id), "purpose": TokenPurpose.VERIFY_EMAIL.value},
         )
-    )
 
 
 async def verify_email(uow: UnitOfWork, *, token: str) -> None:
@@ -221,24 +212,16 @@ async def verify_email(uow: UnitOfWork, *, token: str) -> None:
         audit.record(uow, action="user.email_verified", entity_type="user", entity_id=user.id)
 
 
-async def request_password_reset(uow: UnitOfWork, c: Container, *, email: str) -> None:
-    """Send a reset token if the account exists; the caller answers the same either way."""
+async def request_password_reset(uow: UnitOfWork, *, email: str) -> None:
+    """Queue a reset message if the account exists; the caller answers the same
+    either way, and the token is made when the message is sent."""
     user = await user_repository.get_by_email(uow.session, email)
     if user is None or not user.can_sign_in:
         return
-    token = await _new_one_time_token(
+    outbox.emit(
         uow,
-        user=user,
-        purpose=TokenPurpose.RESET_PASSWORD,
-        ttl=c.settings.password_reset_ttl_seconds,
-    )
-    await c.mailer.send(
-        EmailMessage(
-            to=user.email,
-            subject="Reset your password",
-            text=f"Reset your password with this token: {token}",
-            kind="reset_password",
-        )
+        "auth.password_reset_requested",
+        {"user_id": str(user.id), "purpose": TokenPurpose.RESET_PASSWORD.value},
     )
 
 
@@ -261,9 +244,15 @@ async def set_password(uow: UnitOfWork, c: Container, *, user: User, new_passwor
     audit.record(uow, action="user.password_changed", entity_type="user", entity_id=user.id)
 
 
-async def _new_one_time_token(
-    uow: UnitOfWork, *, user: User, purpose: TokenPurpose, ttl: int
+async def new_one_time_token(
+    uow: UnitOfWork, c: Container, *, user: User, purpose: TokenPurpose
 ) -> str:
+    """A fresh single-use token for `purpose`; earlier unused ones stop working."""
+    ttl = (
+        c.settings.email_verification_ttl_seconds
+        if purpose is TokenPurpose.VERIFY_EMAIL
+        else c.settings.password_reset_ttl_seconds
+    )
     now = uow.now()
     await token_repository.expire_unused_tokens(uow.session, user.id, purpose=purpose, now=now)
     token = new_opaque_token()

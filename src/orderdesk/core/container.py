@@ -16,7 +16,7 @@ from orderdesk.core.database import Database
 from orderdesk.core.security import PasswordHasher, TokenCodec
 from orderdesk.core.settings import Settings
 from orderdesk.core.throttle import MemoryFailureCounter, RedisFailureCounter, SigninThrottle
-from orderdesk.notifications.mailer import LogMailer, Mailer
+from orderdesk.notifications.mailer import Mailer, mailer_from_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class Container:
             hasher=PasswordHasher.from_settings(settings),
             tokens=TokenCodec(settings),
             throttle=SigninThrottle.from_settings(settings, counter),
-            mailer=LogMailer(),
+            mailer=mailer_from_url(settings.smtp_url),
             redis=redis,
         )
 

@@ -4,7 +4,7 @@ from sqlmodel import SQLModel
 
 from orderdesk.auth import models as auth_models
 from orderdesk.catalog import models as catalog_models
-from orderdesk.core import audit, idempotency
+from orderdesk.core import audit, idempotency, outbox
 from orderdesk.orders import models as order_models
 from orderdesk.users import models as user_models
 
@@ -17,5 +17,6 @@ __all__ = [
     "idempotency",
     "metadata",
     "order_models",
+    "outbox",
     "user_models",
 ]

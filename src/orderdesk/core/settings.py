@@ -74,6 +74,15 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     import_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 
+    job_max_attempts: int = Field(default=8, ge=1)
+    job_lease_seconds: int = Field(default=60, ge=1)
+    job_backoff_base_seconds: float = Field(default=2.0, gt=0)
+    job_backoff_max_seconds: float = Field(default=600.0, gt=0)
+    job_concurrency: int = Field(default=8, ge=1)
+    relay_batch_size: int = Field(default=100, ge=1)
+    relay_interval_seconds: float = Field(default=0.5, gt=0)
+    run_scheduler: bool = True
+
     cookie_secure: bool | None = None
     trusted_proxies: str = "127.0.0.1"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

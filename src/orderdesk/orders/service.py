@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.catalog import repository as product_repository
 from orderdesk.catalog.models import Product
-from orderdesk.core import audit
+from orderdesk.core import audit, outbox
 from orderdesk.core.pagination import Page, decode_id_cursor, encode_cursor
 from orderdesk.core.uow import UnitOfWork
 from orderdesk.orders import repository as order_repository
@@ -54,6 +54,7 @@ async def place_order(uow: UnitOfWork, *, customer: User, data: OrderCreate) -> 
     uow.session.add(order)
     uow.session.add_all(lines)
     await uow.flush()
+    outbox.emit(uow, "order.placed", {"order_id": str(order.id)})
     audit.record(
         uow,
         action="order.placed",
@@ -165,6 +166,7 @@ async def _transition(
     previous = order.status
     order.status = target
     await uow.flush()
+    outbox.emit(uow, f"order.{target.value}", {"order_id": str(order.id)})
     audit.record(
         uow,
         action=f"order.{target.value}",

@@ -21,6 +21,7 @@ class Permission(StrEnum):
     CATALOG_MANAGE = "catalog:manage"
     ORDERS_READ_ALL = "orders:read_all"
     ORDERS_MANAGE = "orders:manage"
+    EVENTS_MANAGE = "events:manage"
 
 
 _STAFF_PERMISSIONS = frozenset(
@@ -35,7 +36,7 @@ _STAFF_PERMISSIONS = frozenset(
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.CUSTOMER: frozenset(),
     Role.STAFF: _STAFF_PERMISSIONS,
-    Role.ADMIN: _STAFF_PERMISSIONS | {Permission.USERS_MANAGE},
+    Role.ADMIN: _STAFF_PERMISSIONS | {Permission.USERS_MANAGE, Permission.EVENTS_MANAGE},
 }
 
 

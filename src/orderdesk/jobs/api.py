@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends
+
+from orderdesk.auth.dependencies import require
+from orderdesk.core.deps import Cursor, Limit, UnitOfWorkDep
+from orderdesk.core.outbox import EventStatus
+from orderdesk.core.pagination import DEFAULT_LIMIT, Page
+from orderdesk.jobs import service as job_service
+from orderdesk.jobs.schemas import EventPublic
+from orderdesk.users.models import Permission, User
+
+router = APIRouter(prefix="/admin/events", tags=["admin"])
+Admin = Annotated[User, Depends(require(Permission.EVENTS_MANAGE))]
+
+
+@router.get("")
+async def list_events(
+    _: Admin,
+    uow: UnitOfWorkDep,
+    status: EventStatus | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[EventPublic]:
+    """Outbox events; `status=failed` lists the dead letters."""
+    return await job_service.list_events(uow, status=status, limit=limit, cursor=cursor)
+
+
+@router.post("/{event_id}/retry")
+async def retry_event(event_id: UUID, _: Admin, uow: UnitOfWorkDep) -> EventPublic:
+    """Give a dead-lettered event a fresh set of attempts."""
+    return await job_service.retry_event(uow, event_id=event_id)

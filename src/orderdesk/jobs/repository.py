@@ -1,0 +1,109 @@
+"""Queries over the outbox: claiming batches, settling events, the dead-letter list."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orderdesk.core.outbox import EventStatus, HandledEffect, OutboxEvent
+
+
+async def claim_batch(
+    session: AsyncSession, *, now: datetime, lease: timedelta, limit: int
+) -> list[UUID]:
+    """Take up to `limit` events that are due, or whose lease ran out (a worker died
+    holding them), and lease them to the caller. On PostgreSQL `SKIP LOCKED` lets
+    several relays claim disjoint batches; on SQLite the write lock taken by the
+    transaction makes the claimer single."""
+    due = sa.or_(
+        sa.and_(
+            col(OutboxEvent.status) == EventStatus.PENDING,
+            col(OutboxEvent.available_at) <= now,
+        ),
+        sa.and_(
+            col(OutboxEvent.status) == EventStatus.RUNNING,
+            col(OutboxEvent.lease_expires_at) < now,
+        ),
+    )
+    candidates = (
+        select(OutboxEvent.id)
+        .where(due)
+        .order_by(col(OutboxEvent.available_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await session.exec(candidates)).all())
+    if not ids:
+        return []
+    await session.exec(
+        sa.update(OutboxEvent)
+        .where(col(OutboxEvent.id).in_(ids))
+        .values(
+            status=EventStatus.RUNNING,
+            lease_expires_at=now + lease,
+            attempts=col(OutboxEvent.attempts) + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return ids
+
+
+async def mark_done(session: AsyncSession, event_id: UUID, *, now: datetime) -> None:
+    await session.exec(
+        sa.update(OutboxEvent)
+        .where(col(OutboxEvent.id) == event_id, col(OutboxEvent.status) != EventStatus.DONE)
+        .values(status=EventStatus.DONE, completed_at=now, lease_expires_at=None, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def get(session: AsyncSession, event_id: UUID) -> OutboxEvent | None:
+    return await session.get(OutboxEvent, event_id)
+
+
+async def list_page(
+    session: AsyncSession, *, status: EventStatus | None, limit: int, after: UUID | None
+) -> Sequence[OutboxEvent]:
+    statement = select(OutboxEvent)
+    if status is not None:
+        statement = statement.where(OutboxEvent.status == status)
+    if after is not None:
+        statement = statement.where(col(OutboxEvent.id) > after)
+    return (await session.exec(statement.order_by(col(OutboxEvent.id)).limit(limit + 1))).all()
+
+
+async def counts_by_status(session: AsyncSession) -> dict[str, int]:
+    statement = select(OutboxEvent.status, sa.func.count()).group_by(OutboxEvent.status)
+    return {str(status): int(n) for status, n in (await session.exec(statement)).all()}
+
+
+async def effect_done(session: AsyncSession, key: str) -> bool:
+    statement = select(HandledEffect.id).where(HandledEffect.key == key)
+    return (await session.exec(statement)).first() is not None
+
+
+async def record_effect(
+    session: AsyncSession, key: str, *, event_id: UUID | None, now: datetime
+) -> bool:
+    """Record an effect; False when it was already recorded (a duplicate delivery)."""
+    try:
+        async with session.begin_nested():
+            session.add(HandledEffect(key=key, event_id=event_id, created_at=now))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def purge_done(session: AsyncSession, *, before: datetime) -> int:
+    result = await session.exec(
+        sa.delete(OutboxEvent).where(
+            col(OutboxEvent.status) == EventStatus.DONE, col(OutboxEvent.completed_at) < before
+        )
+    )
+    return int(result.rowcount)

@@ -1,0 +1,134 @@
+"""Running outbox events: the relay that leases due events to a runner, and the
+execution of one event with retries, backoff and a dead-letter state."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from uuid import UUID
+
+import structlog
+
+from orderdesk.core.container import Container
+from orderdesk.core.errors import Conflict, NotFound
+from orderdesk.core.outbox import EventContext, EventStatus, handler_named
+from orderdesk.core.pagination import Page, decode_id_cursor, page_by_id
+from orderdesk.core.uow import UnitOfWork, unit_of_work
+from orderdesk.jobs import repository as event_repository
+from orderdesk.jobs.schemas import EventPublic
+
+log = structlog.get_logger("orderdesk.jobs")
+Dispatch = Callable[[list[UUID]], Awaitable[None]]
+
+
+class EventNotFound(NotFound):
+    code = "event_not_found"
+    title = "No such event"
+
+
+class EventNotFailed(Conflict):
+    code = "event_not_failed"
+    title = "Only dead-lettered events can be retried"
+
+
+async def relay_once(c: Container, dispatch: Dispatch, *, limit: int | None = None) -> int:
+    """Lease one batch of due events and hand it to the runner. Leasing commits
+    first: if the process dies after that, the lease runs out and another relay
+    takes the events again."""
+    async with unit_of_work(c.database, clock=c.clock) as uow:
+        ids = await event_repository.claim_batch(
+            uow.session,
+            now=uow.now(),
+            lease=timedelta(seconds=c.settings.job_lease_seconds),
+            limit=limit or c.settings.relay_batch_size,
+        )
+    if ids:
+        await dispatch(ids)
+    return len(ids)
+
+
+async def run_event(c: Container, event_id: UUID) -> bool:
+    """Run one leased event's handler; True when it completed.
+
+    No transaction is held while the handler runs. If the lease runs out meanwhile
+    and another runner takes the event too, the handler's idempotency key makes the
+    second run a no-op."""
+    try:
+        async with c.database.read_session() as session:
+            event = await event_repository.get(session, event_id)
+            if event is None or event.status != EventStatus.RUNNING:
+                return False  # finished meanwhile, or never leased
+            handler, payload = event.handler, dict(event.payload)
+            context = EventContext(
+                event_id=event.id,
+                topic=event.topic,
+                attempt=event.attempts,
+                request_id=event.request_id,
+            )
+        spec = handler_named(handler)
+        if spec is None:
+            raise LookupError(f"no handler named {handler!r}")
+        structlog.contextvars.bind_contextvars(
+            request_id=context.request_id, event_id=str(event_id), handler=handler
+        )
+        await spec.run(c, payload, context)
+        async with unit_of_work(c.database, clock=c.clock) as uow:
+            await event_repository.mark_done(uow.session, event_id, now=uow.now())
+        log.info("event_done", attempt=context.attempt)
+        return True
+    except Exception as exc:
+        log.warning("event_failed", error=repr(exc)[:500])
+        await _record_failure(c, event_id, error=repr(exc))
+        return False
+    finally:
+        structlog.contextvars.unbind_contextvars("event_id", "handler")
+
+
+async def _record_failure(c: Container, event_id: UUID, *, error: str) -> None:
+    async with unit_of_work(c.database, clock=c.clock) as uow:
+        event = await event_repository.get(uow.session, event_id)
+        if event is None or event.status != EventStatus.RUNNING:
+            return
+        event.last_error = error[:2000]
+        event.lease_expires_at = None
+        if event.attempts >= c.settings.job_max_attempts:
+            event.status = EventStatus.FAILED
+            log.error("event_dead_lettered", event_id=str(event_id), attempts=event.attempts)
+            return
+        event.status = EventStatus.PENDING
+        event.available_at = uow.now() + backoff(
+            event.attempts,
+            base=c.settings.job_backoff_base_seconds,
+            cap=c.settings.job_backoff_max_seconds,
+        )
+
+
+def backoff(attempt: int, *, base: float, cap: float) -> timedelta:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base·2^(n-1))],
+    so retries from many failures spread out instead of arriving together."""
+    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    return timedelta(seconds=random.uniform(0, ceiling))  # noqa: S311 - not security
+
+
+async def list_events(
+    uow: UnitOfWork, *, status: EventStatus | None, limit: int, cursor: str | None
+) -> Page[EventPublic]:
+    rows = await event_repository.list_page(
+        uow.session, status=status, limit=limit, after=decode_id_cursor(cursor)
+    )
+    return page_by_id(rows, limit=limit, item=EventPublic.from_event)
+
+
+async def retry_event(uow: UnitOfWork, *, event_id: UUID) -> EventPublic:
+    """Give a dead-lettered event a fresh set of attempts."""
+    event = await event_repository.get(uow.session, event_id)
+    if event is None:
+        raise EventNotFound()
+    if event.status != EventStatus.FAILED:
+        raise EventNotFailed()
+    event.status = EventStatus.PENDING
+    event.attempts = 0
+    event.available_at = uow.now()
+    await uow.flush()
+    return EventPublic.from_event(event)
