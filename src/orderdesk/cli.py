@@ -26,6 +26,8 @@ migrate_app = typer.Typer(
     help="Apply, revert or inspect database migrations.", no_args_is_help=True
 )
 app.add_typer(migrate_app, name="migrate")
+events_app = typer.Typer(help="Inspect and retry background events.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
 console = Console()
 DEMO_ADMIN_EMAIL = "admin@example.com"
 
@@ -82,6 +84,115 @@ def serve(
         log_config=None,
         server_header=False,
     )
+
+
+def _broker_settings() -> Settings:
+    settings = _settings()
+    if not settings.broker_url:
+        console.print(
+            "[red]ORDERDESK_BROKER_URL is not set[/red]: without a broker, `orderdesk serve` "
+            "runs background jobs itself."
+        )
+        raise typer.Exit(code=2)
+    return settings
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
+    pool: Annotated[str, typer.Option(help="Celery pool: prefork or solo.")] = "prefork",
+) -> None:
+    """Run a Celery worker for background events, plus the outbox relay."""
+    from orderdesk.jobs.relay_thread import RelayThread
+    from orderdesk.jobs.tasks import make_celery
+
+    settings = _broker_settings()
+    celery = make_celery(settings)
+    relay = RelayThread(settings, celery)
+    relay.start()
+    try:
+        celery.worker_main(
+            ["worker", "--loglevel=INFO", f"--concurrency={concurrency}", f"--pool={pool}"]
+        )
+    finally:
+        relay.stop()
+
+
+@app.command()
+def beat(
+    schedule: Annotated[Path, typer.Option(help="Where beat keeps its last-run times.")] = Path(
+        "celerybeat-schedule"
+    ),
+) -> None:
+    """Run Celery beat: the periodic jobs (expire unpaid orders, purges, analytics)."""
+    from orderdesk.jobs.tasks import make_celery
+
+    celery = make_celery(_broker_settings())
+    celery.start(["beat", "--loglevel=INFO", f"--schedule={schedule}"])
+
+
+@events_app.command("list")
+def events_list(
+    status: Annotated[
+        str | None, typer.Option(help="pending, running, done or failed.")
+    ] = "failed",
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
+) -> None:
+    """List background events (dead letters by default)."""
+    from rich.table import Table
+
+    page = _run_with_container(lambda c: _list_events(c, status=status, limit=limit))
+    table = Table("id", "topic", "handler", "status", "attempts", "last error")
+    for event in page.items:
+        table.add_row(
+            str(event.id),
+            event.topic,
+            event.handler,
+            event.status.value,
+            str(event.attempts),
+            (event.last_error or "")[:60],
+        )
+    console.print(table)
+
+
+@events_app.command("retry")
+def events_retry(
+    event_id: Annotated[str, typer.Argument(help="The dead-lettered event's id.")],
+) -> None:
+    """Give a dead-lettered event a fresh set of attempts."""
+    from uuid import UUID
+
+    from orderdesk.core.errors import DomainError
+
+    try:
+        event = _run_with_container(lambda c: _retry_event(c, UUID(event_id)))
+    except (DomainError, ValueError) as exc:
+        console.print(f"[red]cannot retry:[/red] {getattr(exc, 'detail', exc)}")
+        raise typer.Exit(code=1) from exc
+    console.print(f"event {event.id} queued again")
+
+
+async def _list_events(c: object, *, status: str | None, limit: int) -> Any:
+    from orderdesk.core.container import Container
+    from orderdesk.core.outbox import EventStatus
+    from orderdesk.core.uow import unit_of_work
+    from orderdesk.jobs import service as job_service
+
+    assert isinstance(c, Container)
+    async with unit_of_work(c.database, clock=c.clock) as uow:
+        return await job_service.list_events(
+            uow, status=EventStatus(status) if status else None, limit=limit, cursor=None
+        )
+
+
+async def _retry_event(c: object, event_id: Any) -> Any:
+    from orderdesk.core.container import Container
+    from orderdesk.core.uow import unit_of_work
+    from orderdesk.jobs import service as job_service
+
+    assert isinstance(c, Container)
+    async with unit_of_work(c.database, clock=c.clock) as uow:
+        return await job_service.retry_event(uow, event_id=event_id)
 
 
 @migrate_app.command("upgrade")

@@ -98,10 +98,11 @@ class Database:
 
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
+        # Closing ends the transaction without a commit (reads never write) and
+        # detaches the loaded objects with their state intact for the caller to use;
+        # an explicit rollback would expire them instead.
         async with self.read_sessions() as session:
             yield session
-            # Reads never write; ending the transaction without a commit says so.
-            await session.rollback()
 
     async def ping(self) -> None:
         # Through the read engine: on SQLite the primary's transactions begin with
