@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from orderdesk.app import create_app
 from orderdesk.core import migrations
 from orderdesk.core.clock import SystemClock
-from orderdesk.core.container import Container
+from orderdesk.core.container import Container, outbound_http_client
 from orderdesk.core.database import Database, create_engine
 from orderdesk.core.security import PasswordHasher, TokenCodec
 from orderdesk.core.settings import Environment, Settings
@@ -167,12 +167,17 @@ def build_container(settings: Settings, database: Database, hasher: PasswordHash
         throttle=SigninThrottle.from_settings(settings, MemoryFailureCounter()),
         mailer=LogMailer(),
         redis=None,
+        http=outbound_http_client(),
     )
 
 
 @pytest.fixture
-def container(settings: Settings, database: Database, hasher: PasswordHasher) -> Container:
-    return build_container(settings, database, hasher)
+async def container(
+    settings: Settings, database: Database, hasher: PasswordHasher
+) -> AsyncIterator[Container]:
+    container = build_container(settings, database, hasher)
+    yield container
+    await container.http.aclose()
 
 
 async def drain_outbox(c: Container) -> int:

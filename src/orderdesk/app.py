@@ -19,6 +19,7 @@ from orderdesk.jobs.api import router as jobs_router
 from orderdesk.jobs.background import Background
 from orderdesk.orders.api import router as orders_router
 from orderdesk.users.api import router as users_router
+from orderdesk.webhooks.api import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     api.include_router(catalog_router)
     api.include_router(orders_router)
     api.include_router(jobs_router)
+    api.include_router(webhooks_router)
     app.include_router(api)
     app.include_router(health_router)
     return app

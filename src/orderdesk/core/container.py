@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 from redis.asyncio import Redis
 
 from orderdesk.core.clock import Clock, SystemClock
@@ -17,6 +18,16 @@ from orderdesk.core.security import PasswordHasher, TokenCodec
 from orderdesk.core.settings import Settings
 from orderdesk.core.throttle import MemoryFailureCounter, RedisFailureCounter, SigninThrottle
 from orderdesk.notifications.mailer import Mailer, mailer_from_url
+
+
+def outbound_http_client() -> httpx.AsyncClient:
+    """One pooled client per process for calls to the outside (webhooks, later the
+    payment gateway); per-call timeouts are set by each caller."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0, connect=5.0),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        trust_env=False,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +40,7 @@ class Container:
     throttle: SigninThrottle
     mailer: Mailer
     redis: Redis | None
+    http: httpx.AsyncClient
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Container:
@@ -43,9 +55,11 @@ class Container:
             throttle=SigninThrottle.from_settings(settings, counter),
             mailer=mailer_from_url(settings.smtp_url),
             redis=redis,
+            http=outbound_http_client(),
         )
 
     async def close(self) -> None:
         await self.database.dispose()
         if self.redis is not None:
             await self.redis.aclose()
+        await self.http.aclose()

@@ -7,6 +7,7 @@ from orderdesk.catalog import models as catalog_models
 from orderdesk.core import audit, idempotency, outbox
 from orderdesk.orders import models as order_models
 from orderdesk.users import models as user_models
+from orderdesk.webhooks import models as webhook_models
 
 metadata = SQLModel.metadata
 
@@ -19,4 +20,5 @@ __all__ = [
     "order_models",
     "outbox",
     "user_models",
+    "webhook_models",
 ]

@@ -85,7 +85,7 @@ _BY_TOPIC: dict[str, list[HandlerSpec]] = defaultdict(list)
 _BY_NAME: dict[str, HandlerSpec] = {}
 # Modules whose import subscribes handlers. Loaded before the first emit or lookup,
 # so no process can write an event without knowing all of its consumers.
-HANDLER_MODULES = ("orderdesk.notifications.tasks",)
+HANDLER_MODULES = ("orderdesk.notifications.tasks", "orderdesk.webhooks.tasks")
 _loaded = False
 
 

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     relay_interval_seconds: float = Field(default=0.5, gt=0)
     run_scheduler: bool = True
 
+    webhook_allow_private_targets: bool = False
+    webhook_require_https: bool | None = None
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_disable_after: int = Field(default=5, ge=1)
+
     cookie_secure: bool | None = None
     trusted_proxies: str = "127.0.0.1"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -94,6 +99,12 @@ class Settings(BaseSettings):
     @property
     def secure_cookies(self) -> bool:
         return self.is_production if self.cookie_secure is None else self.cookie_secure
+
+    @property
+    def webhook_https_required(self) -> bool:
+        if self.webhook_require_https is None:
+            return self.is_production
+        return self.webhook_require_https
 
     @property
     def is_sqlite(self) -> bool:

@@ -105,6 +105,15 @@ async def get_order(session: AsyncSession, *, order_id: UUID, viewer: User) -> O
     return OrderPublic.from_order(order, lines.get(order.id, []))
 
 
+async def order_snapshot(session: AsyncSession, order_id: UUID) -> dict[str, Any]:
+    """The order as the API shows it, as JSON-ready data (for events and webhooks)."""
+    order = await order_repository.get_by_id(session, order_id)
+    if order is None:
+        raise OrderNotFound()
+    lines = await order_repository.lines_for(session, [order_id])
+    return OrderPublic.from_order(order, lines.get(order_id, [])).model_dump(mode="json")
+
+
 async def list_orders(
     session: AsyncSession, *, viewer: User, filters: OrderFilter, limit: int, cursor: str | None
 ) -> Page[OrderPublic]:

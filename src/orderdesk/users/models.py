@@ -22,6 +22,7 @@ class Permission(StrEnum):
     ORDERS_READ_ALL = "orders:read_all"
     ORDERS_MANAGE = "orders:manage"
     EVENTS_MANAGE = "events:manage"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 _STAFF_PERMISSIONS = frozenset(
@@ -36,7 +37,8 @@ _STAFF_PERMISSIONS = frozenset(
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.CUSTOMER: frozenset(),
     Role.STAFF: _STAFF_PERMISSIONS,
-    Role.ADMIN: _STAFF_PERMISSIONS | {Permission.USERS_MANAGE, Permission.EVENTS_MANAGE},
+    Role.ADMIN: _STAFF_PERMISSIONS
+    | {Permission.USERS_MANAGE, Permission.EVENTS_MANAGE, Permission.WEBHOOKS_MANAGE},
 }
 
 

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, status
+
+from orderdesk.auth.dependencies import require
+from orderdesk.core.deps import ContainerDep, Cursor, Limit, UnitOfWorkDep
+from orderdesk.core.pagination import DEFAULT_LIMIT, Page
+from orderdesk.users.models import Permission, User
+from orderdesk.webhooks import service as webhook_service
+from orderdesk.webhooks.schemas import (
+    DeliveryPublic,
+    SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionPublic,
+)
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+Admin = Annotated[User, Depends(require(Permission.WEBHOOKS_MANAGE))]
+
+
+@router.get("")
+async def list_subscriptions(
+    _: Admin, uow: UnitOfWorkDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Page[SubscriptionPublic]:
+    return await webhook_service.list_subscriptions(uow.session, limit=limit, cursor=cursor)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_subscription(
+    data: SubscriptionCreate, _: Admin, uow: UnitOfWorkDep, c: ContainerDep
+) -> SubscriptionCreated:
+    """Subscribe a URL to event types. The signing secret is in this response only."""
+    return await webhook_service.create_subscription(uow, c, data=data)
+
+
+@router.delete("/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_subscription(subscription_id: UUID, _: Admin, uow: UnitOfWorkDep) -> None:
+    await webhook_service.delete_subscription(uow, subscription_id=subscription_id)
+
+
+@router.post("/{subscription_id}/enable")
+async def enable_subscription(
+    subscription_id: UUID, _: Admin, uow: UnitOfWorkDep
+) -> SubscriptionPublic:
+    """Re-enable a subscription that was disabled after repeated failures."""
+    return await webhook_service.enable_subscription(uow, subscription_id=subscription_id)
+
+
+@router.get("/{subscription_id}/deliveries")
+async def list_deliveries(
+    subscription_id: UUID,
+    _: Admin,
+    uow: UnitOfWorkDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[DeliveryPublic]:
+    return await webhook_service.list_deliveries(
+        uow.session, subscription_id=subscription_id, limit=limit, cursor=cursor
+    )

@@ -1,0 +1,231 @@
+"""Outbound webhooks against a real HTTP receiver on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from orderdesk.app import create_app
+from orderdesk.auth import service as auth_service
+from orderdesk.core.container import Container
+from orderdesk.core.outbox import EventStatus, OutboxEvent
+from orderdesk.core.settings import Settings
+from orderdesk.core.uow import unit_of_work
+from orderdesk.users.models import Role
+from orderdesk.users.schemas import UserCreate
+from orderdesk.webhooks.signing import verify
+from tests.conftest import JobsRunningTransport, build_container, drain_outbox, make_settings
+from tests.helpers import STRONG_PASSWORD, bearer, sign_in, signed_up, unique_email
+
+
+@dataclass
+class Receiver:
+    """A minimal HTTP/1.1 server that records requests and answers with the next
+    status in `script` (200 once the script runs out)."""
+
+    script: list[int] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    port: int = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:] if h)}
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        self.received.append({"headers": headers, "body": body})
+        status = self.script.pop(0) if self.script else 200
+        writer.write(
+            f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        writer.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    receiver = Receiver()
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+    receiver.port = server.sockets[0].getsockname()[1]
+    yield receiver
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.fixture
+def webhook_settings(migrated_url: str) -> Settings:
+    return make_settings(
+        migrated_url,
+        webhook_allow_private_targets=True,
+        job_max_attempts=3,
+        job_backoff_base_seconds=0.01,
+        job_backoff_max_seconds=0.02,
+        webhook_disable_after=1,
+    )
+
+
+@pytest.fixture
+async def hooks_client(
+    webhook_settings: Settings, database: Any, hasher: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Container]]:
+    container = build_container(webhook_settings, database, hasher)
+    app = create_app(webhook_settings, container=container)
+    transport = JobsRunningTransport(container=container, app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client, container
+    await container.http.aclose()
+
+
+async def _admin_headers(client: httpx.AsyncClient, c: Container) -> dict[str, str]:
+    email = unique_email("admin")
+    async with unit_of_work(c.database) as uow:
+        data = UserCreate(email=email, password=STRONG_PASSWORD, full_name="Admin")
+        await auth_service.register(uow, c, data=data, role=Role.ADMIN)
+    return bearer(await sign_in(client, email))
+
+
+async def _place_order(client: httpx.AsyncClient, admin: dict[str, str]) -> str:
+    product = await client.post(
+        "/api/v1/products",
+        json={
+            "sku": unique_email("p")[:20].replace("@", "-"),
+            "name": "Mug",
+            "price": {"amount": 900, "currency": "EUR"},
+            "stock": 10,
+        },
+        headers=admin,
+    )
+    assert product.status_code == 201, product.text
+    _, tokens = await signed_up(client)
+    order = await client.post(
+        "/api/v1/orders",
+        json={"lines": [{"product_id": product.json()["id"], "quantity": 1}]},
+        headers={**bearer(tokens), "Idempotency-Key": "hook-1"},
+    )
+    assert order.status_code == 201, order.text
+    return str(order.json()["id"])
+
+
+async def _settle_retries(c: Container, *, rounds: int = 40) -> None:
+    """Retries are due a few milliseconds later: keep draining until nothing is left."""
+    for _ in range(rounds):
+        await asyncio.sleep(0.03)
+        if not await drain_outbox(c):
+            async with c.database.read_session() as session:
+                waiting = (
+                    await session.exec(
+                        select(OutboxEvent).where(OutboxEvent.status == EventStatus.PENDING)
+                    )
+                ).all()
+            if not waiting:
+                return
+
+
+async def _subscribe(client: httpx.AsyncClient, admin: dict[str, str], url: str) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/webhooks", json={"url": url, "event_types": ["order.placed"]}, headers=admin
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_a_placed_order_is_delivered_once_with_a_valid_signature(
+    hooks_client: tuple[httpx.AsyncClient, Container], receiver: Receiver
+) -> None:
+    client, c = hooks_client
+    admin = await _admin_headers(client, c)
+    subscription = await _subscribe(client, admin, receiver.url)
+
+    order_id = await _place_order(client, admin)
+    await _settle_retries(c)
+
+    assert len(receiver.received) == 1
+    delivery = receiver.received[0]
+    headers = delivery["headers"]
+    assert verify(
+        subscription["secret"],
+        int(headers["orderdesk-timestamp"]),
+        delivery["body"],
+        headers["orderdesk-signature"],
+    )
+    payload = json.loads(delivery["body"])
+    assert payload["type"] == "order.placed"
+    assert payload["data"]["order"]["id"] == order_id
+    assert headers["orderdesk-event-id"] == payload["id"]
+
+
+async def test_a_receiver_that_fails_at_first_gets_the_delivery_on_a_retry(
+    hooks_client: tuple[httpx.AsyncClient, Container], receiver: Receiver
+) -> None:
+    client, c = hooks_client
+    admin = await _admin_headers(client, c)
+    subscription = await _subscribe(client, admin, receiver.url)
+    receiver.script = [503, 500]
+
+    await _place_order(client, admin)
+    await _settle_retries(c)
+
+    assert len(receiver.received) == 3
+    deliveries = await client.get(
+        f"/api/v1/webhooks/{subscription['id']}/deliveries", headers=admin
+    )
+    [record] = deliveries.json()["items"]
+    assert record["status"] == "succeeded"
+    assert record["attempts"] == 3
+
+
+async def test_a_receiver_that_always_fails_dead_letters_and_disables_the_subscription(
+    hooks_client: tuple[httpx.AsyncClient, Container], receiver: Receiver
+) -> None:
+    client, c = hooks_client
+    admin = await _admin_headers(client, c)
+    subscription = await _subscribe(client, admin, receiver.url)
+    receiver.script = [500] * 10
+
+    await _place_order(client, admin)
+    await _settle_retries(c)
+
+    listed = (await client.get("/api/v1/webhooks", headers=admin)).json()["items"]
+    [state] = [s for s in listed if s["id"] == subscription["id"]]
+    assert state["is_active"] is False
+    assert state["disabled_reason"]
+    failed = await client.get("/api/v1/admin/events?status=failed", headers=admin)
+    assert [e["handler"] for e in failed.json()["items"]] == ["webhooks.deliver"]
+    assert len(receiver.received) == 3
+
+    enabled = await client.post(f"/api/v1/webhooks/{subscription['id']}/enable", headers=admin)
+    assert enabled.json()["is_active"] is True
+
+
+async def test_a_private_address_is_refused_unless_allowed(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    admin = await _admin_headers(client, container)
+
+    response = await client.post(
+        "/api/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hooks", "event_types": ["order.placed"]},
+        headers=admin,
+    )
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "unsafe_webhook_target"
+
+
+async def test_customers_cannot_manage_webhooks(client: httpx.AsyncClient) -> None:
+    _, tokens = await signed_up(client)
+
+    response = await client.get("/api/v1/webhooks", headers=bearer(tokens))
+
+    assert response.status_code == 403
