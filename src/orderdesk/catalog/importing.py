@@ -49,7 +49,10 @@ def read_rows(lines: Iterable[str], fmt: ImportFormat) -> Iterator[tuple[int, An
     if fmt is ImportFormat.CSV:
         reader = csv.DictReader(lines)
         for row in reader:
-            yield reader.line_num, _from_flat(row)
+            if None in row:  # DictReader files surplus values under the key None
+                yield reader.line_num, _Unparsable("more values than the header has columns")
+            else:
+                yield reader.line_num, _from_flat(row)
         return
     for number, line in enumerate(lines, start=1):
         if not line.strip():

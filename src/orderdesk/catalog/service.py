@@ -24,6 +24,7 @@ from orderdesk.catalog.schemas import (
 from orderdesk.core import audit
 from orderdesk.core.errors import ConcurrentUpdate, InvalidInput, PreconditionFailed
 from orderdesk.core.ids import new_id
+from orderdesk.core.money import MAX_AMOUNT
 from orderdesk.core.pagination import Page, decode_cursor, encode_cursor
 from orderdesk.core.uow import UnitOfWork
 from orderdesk.core.versioning import check_version
@@ -178,12 +179,24 @@ def _import_row(product: ProductCreate, *, now: datetime, actor: UUID | None) ->
 
 
 def _decode_product_cursor(cursor: str | None, sort: ProductSort) -> tuple[Any, UUID] | None:
+    """The (sort key, id) a page continues after; a cursor from another sort order, or
+    one whose values are not of the sort's type, is refused."""
     if cursor is None:
         return None
     key = decode_cursor(cursor)
+    value, raw_id = key.get("k"), key.get("id")
+    valid = (
+        key.get("s") == sort.value
+        and isinstance(raw_id, str)
+        and {
+            ProductSort.CREATED: value is None,
+            ProductSort.NAME: isinstance(value, str) and len(value) <= 200,
+            ProductSort.PRICE: type(value) is int and 0 <= value <= MAX_AMOUNT,
+        }[sort]
+    )
     try:
-        if key["s"] != sort.value:
-            raise ValueError("cursor from another sort order")
-        return key["k"], UUID(key["id"])
-    except (KeyError, ValueError, TypeError) as exc:
+        if not valid:
+            raise ValueError("cursor does not match the sort")
+        return value, UUID(str(raw_id))
+    except ValueError as exc:
         raise InvalidInput("The cursor is not one this API issued.", field=["cursor"]) from exc
