@@ -18,7 +18,7 @@ from orderdesk.catalog.schemas import ProductCreate
 MAX_REPORTED_ERRORS = 100
 _ROW = TypeAdapter(ProductCreate)
 _TRUE = {"true", "1", "yes", "y", "t"}
-_FALSE = {"false", "0", "no", "n", "f", ""}
+_FALSE = {"false", "0", "no", "n", "f"}
 
 
 class ImportFormat(StrEnum):
@@ -111,7 +111,9 @@ def _from_flat(row: dict[str, Any]) -> dict[str, Any]:
     if "price_amount" in row or "currency" in row:
         shaped["price"] = {"amount": row.get("price_amount"), "currency": row.get("currency")}
     active = shaped.get("is_active")
-    if isinstance(active, str) and active.strip().lower() in _TRUE | _FALSE:
+    if isinstance(active, str) and not active.strip():
+        shaped.pop("is_active")  # an empty cell means the default: active
+    elif isinstance(active, str) and active.strip().lower() in _TRUE | _FALSE:
         shaped["is_active"] = active.strip().lower() in _TRUE
     if shaped.get("description") is None:
         shaped.pop("description", None)

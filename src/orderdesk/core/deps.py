@@ -31,12 +31,18 @@ async def get_unit_of_work(request: Request, c: ContainerDep) -> AsyncIterator[U
 UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work, scope="function")]
 
 
-async def get_read_session(c: ContainerDep) -> AsyncIterator[AsyncSession]:
+async def get_read_session(uow: UnitOfWorkDep, c: ContainerDep) -> AsyncIterator[AsyncSession]:
+    """Reads that can tolerate replica lag: a replica session when one is configured;
+    otherwise the unit of work's own session, so a request never holds two
+    connections from one pool (enough concurrent requests doing that would each
+    wait for the other's connection and exhaust the pool)."""
+    if c.database.read_engine is c.database.engine:
+        yield uow.session
+        return
     async with c.database.read_session() as session:
         yield session
 
 
-# Reads that can tolerate replica lag go to the read replica when one is configured.
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 

@@ -1,0 +1,727 @@
+"""The catalog over HTTP: browsing (keyset pages, search, filters, stable sorts) for
+anyone; create, update (If-Match), soft delete for staff only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orderdesk.app import create_app
+from orderdesk.core.container import Container
+from orderdesk.core.database import Database
+from orderdesk.core.pagination import encode_cursor
+from orderdesk.users.models import Role
+from tests.conftest import DatabaseFactory
+from tests.integration.catalog_fixtures import (
+    API,
+    Headers,
+    all_pages,
+    create_product,
+    customer,
+    live_app,
+    new_sku,
+    problem,
+    product_body,
+    read_product,
+    rolled_back_database,
+    staff_headers,
+    stored_product,
+)
+
+PRODUCTS = f"{API}/products"
+
+
+@pytest.fixture
+async def database(engine: AsyncEngine) -> AsyncIterator[Database]:
+    async with rolled_back_database(engine) as database:
+        yield database
+
+
+@pytest.fixture
+async def staff(client: httpx.AsyncClient, container: Container) -> Headers:
+    return await staff_headers(client, container)
+
+
+@pytest.fixture
+async def shopper(client: httpx.AsyncClient) -> Headers:
+    _, headers = await customer(client)
+    return headers
+
+
+def ids(items: list[dict[str, Any]]) -> list[str]:
+    return [item["id"] for item in items]
+
+
+def flat(pages: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [item for page in pages for item in page]
+
+
+# --- browsing -------------------------------------------------------------------------
+
+
+async def test_anyone_can_list_products_without_signing_in(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    product = await create_product(client, staff)
+
+    response = await client.get(PRODUCTS)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert ids(body["items"]) == [product["id"]]
+    assert body["next_cursor"] is None
+
+
+async def test_listed_product_has_the_wire_shape(client: httpx.AsyncClient, staff: Headers) -> None:
+    sent = product_body(name="Cap", amount=1899, currency="USD", stock=7, description="Cotton")
+    created = (await client.post(PRODUCTS, json=sent, headers=staff)).json()
+
+    item = (await client.get(PRODUCTS)).json()["items"][0]
+
+    assert item["id"] == created["id"]
+    assert item["sku"] == sent["sku"]
+    assert item["name"] == "Cap"
+    assert item["description"] == "Cotton"
+    assert item["price"] == {"amount": 1899, "currency": "USD"}
+    assert item["stock"] == 7
+    assert item["is_active"] is True
+    assert item["version"] == 1
+
+
+async def test_pages_follow_the_cursor_through_every_product_once_in_creation_order(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    created = [await create_product(client, staff) for _ in range(5)]
+
+    pages = await all_pages(client, PRODUCTS, params={"limit": 2})
+
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert ids(flat(pages)) == [product["id"] for product in created]
+
+
+async def test_page_that_ends_exactly_at_the_last_product_has_no_next_cursor(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    for _ in range(2):
+        await create_product(client, staff)
+
+    body = (await client.get(PRODUCTS, params={"limit": 2})).json()
+
+    assert len(body["items"]) == 2
+    assert body["next_cursor"] is None
+
+
+async def test_cursor_from_another_sort_order_is_rejected(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    for _ in range(2):
+        await create_product(client, staff)
+    cursor = (await client.get(PRODUCTS, params={"limit": 1})).json()["next_cursor"]
+
+    response = await client.get(PRODUCTS, params={"cursor": cursor, "sort": "price"})
+
+    assert response.status_code == 422
+    assert problem(response)["code"] == "invalid_input"
+
+
+async def test_cursor_that_the_api_did_not_issue_is_rejected(client: httpx.AsyncClient) -> None:
+    response = await client.get(PRODUCTS, params={"cursor": "not-a-cursor!"})
+
+    assert response.status_code == 422
+
+
+SOME_ID = "0190f5f0-0000-7000-8000-000000000000"
+
+
+@pytest.fixture
+async def json_logging_client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    """The test app, but logging in the production (JSON) format: the console format
+    renders an unhandled error's traceback with every frame's locals, which takes
+    about half a minute of CPU per error."""
+    app = create_app(
+        container.settings.model_copy(update={"log_format": "json"}), container=container
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("sort", "key"),
+    [
+        ("price", {"s": "price", "k": "abc", "id": SOME_ID}),
+        ("price", {"s": "price", "k": [1], "id": SOME_ID}),
+        ("price", {"s": "price", "k": 10**30, "id": SOME_ID}),
+        ("name", {"s": "name", "k": 123, "id": SOME_ID}),
+        ("created", {"s": "created", "k": None, "id": 5}),
+        ("created", {"s": "created", "k": None, "id": [1]}),
+    ],
+    ids=["price-text", "price-list", "price-huge", "name-number", "id-number", "id-list"],
+)
+async def test_forged_cursor_is_rejected_as_invalid_input(
+    client: httpx.AsyncClient,
+    json_logging_client: httpx.AsyncClient,
+    staff: Headers,
+    sort: str,
+    key: dict[str, Any],
+) -> None:
+    # Well-formed base64 JSON, but not a key this API issues for that sort order.
+    for amount in (100, 200):
+        await create_product(client, staff, amount=amount)
+
+    response = await json_logging_client.get(
+        PRODUCTS, params={"sort": sort, "cursor": encode_cursor(key)}
+    )
+
+    assert response.status_code == 422, response.text
+    assert problem(response)["code"] == "invalid_input"
+
+
+@pytest.mark.parametrize("limit", [0, 201])
+async def test_limit_out_of_range_is_rejected(client: httpx.AsyncClient, limit: int) -> None:
+    response = await client.get(PRODUCTS, params={"limit": limit})
+
+    assert response.status_code == 422
+
+
+async def test_search_matches_the_name_whatever_the_case(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    mug = await create_product(client, staff, name="Blue Enamel Mug")
+    await create_product(client, staff, name="Baseball cap")
+
+    items = (await client.get(PRODUCTS, params={"q": "enamel"})).json()["items"]
+
+    assert ids(items) == [mug["id"]]
+
+
+async def test_search_matches_the_sku(client: httpx.AsyncClient, staff: Headers) -> None:
+    tee = await create_product(client, staff, sku=new_sku("TEE-XL"), name="Shirt")
+    await create_product(client, staff, sku=new_sku("MUG"), name="Mug")
+
+    items = (await client.get(PRODUCTS, params={"q": "tee-xl"})).json()["items"]
+
+    assert ids(items) == [tee["id"]]
+
+
+async def test_search_treats_like_wildcards_literally(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    sale = await create_product(client, staff, name="Mug 50% off")
+    await create_product(client, staff, name="Mug 500 pack")
+    underscored = await create_product(client, staff, name="tote_bag")
+    await create_product(client, staff, name="tote bag")
+
+    percent = (await client.get(PRODUCTS, params={"q": "50%"})).json()["items"]
+    underscore = (await client.get(PRODUCTS, params={"q": "e_b"})).json()["items"]
+
+    assert ids(percent) == [sale["id"]]
+    assert ids(underscore) == [underscored["id"]]
+
+
+async def test_customers_never_see_inactive_products(
+    client: httpx.AsyncClient, staff: Headers, shopper: Headers
+) -> None:
+    active = await create_product(client, staff, is_active=True)
+    await create_product(client, staff, is_active=False)
+
+    listed = (await client.get(PRODUCTS, headers=shopper)).json()["items"]
+    asked = (await client.get(PRODUCTS, params={"is_active": False}, headers=shopper)).json()
+
+    assert ids(listed) == [active["id"]]
+    assert ids(asked["items"]) == [active["id"]]
+
+
+async def test_anonymous_visitors_never_see_inactive_products(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    await create_product(client, staff, is_active=False)
+
+    body = (await client.get(PRODUCTS, params={"is_active": False})).json()
+
+    assert body["items"] == []
+
+
+async def test_staff_see_inactive_products_alongside_active_ones(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    active = await create_product(client, staff, is_active=True)
+    inactive = await create_product(client, staff, is_active=False)
+
+    items = (await client.get(PRODUCTS, headers=staff)).json()["items"]
+
+    assert ids(items) == [active["id"], inactive["id"]]
+
+
+async def test_staff_can_list_only_inactive_products(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    await create_product(client, staff, is_active=True)
+    inactive = await create_product(client, staff, is_active=False)
+
+    items = (await client.get(PRODUCTS, params={"is_active": False}, headers=staff)).json()
+
+    assert ids(items["items"]) == [inactive["id"]]
+
+
+async def test_price_range_filter_includes_both_bounds(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    by_amount = {
+        amount: await create_product(client, staff, amount=amount)
+        for amount in (99, 100, 150, 200, 201)
+    }
+
+    items = (await client.get(PRODUCTS, params={"min_price": 100, "max_price": 200})).json()
+
+    assert ids(items["items"]) == [by_amount[a]["id"] for a in (100, 150, 200)]
+
+
+async def test_currency_filter_lists_only_that_currency(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    await create_product(client, staff, currency="EUR")
+    usd = await create_product(client, staff, currency="USD")
+
+    items = (await client.get(PRODUCTS, params={"currency": "USD"})).json()["items"]
+
+    assert ids(items) == [usd["id"]]
+
+
+async def test_currency_filter_that_is_not_iso_4217_is_rejected(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get(PRODUCTS, params={"currency": "ZZZ"})
+
+    assert response.status_code == 422
+
+
+async def test_sort_by_name_breaks_ties_by_id_across_pages(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    # Created out of name order, with a tie on each side of every page boundary.
+    made = [
+        await create_product(client, staff, name=name)
+        for name in ("pear", "apple", "pear", "apple", "fig", "pear")
+    ]
+    by_name = sorted(made, key=lambda product: (product["name"], product["id"]))
+
+    pages = await all_pages(client, PRODUCTS, params={"sort": "name", "limit": 2})
+
+    assert ids(flat(pages)) == ids(by_name)
+
+
+async def test_sort_by_price_breaks_ties_by_id_across_pages(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    made = [
+        await create_product(client, staff, amount=amount)
+        for amount in (500, 100, 500, 100, 300, 500, 100)
+    ]
+    by_price = sorted(made, key=lambda product: (product["price"]["amount"], product["id"]))
+
+    pages = await all_pages(client, PRODUCTS, params={"sort": "price", "limit": 1})
+
+    assert ids(flat(pages)) == ids(by_price)
+
+
+async def test_sort_by_price_with_filters_keeps_filtering_on_later_pages(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    made = [
+        await create_product(client, staff, amount=amount, currency=currency)
+        for amount, currency in [(300, "EUR"), (100, "USD"), (200, "EUR"), (100, "EUR")]
+    ]
+    euros = sorted(
+        (p for p in made if p["price"]["currency"] == "EUR"),
+        key=lambda product: (product["price"]["amount"], product["id"]),
+    )
+
+    pages = await all_pages(
+        client, PRODUCTS, params={"sort": "price", "currency": "EUR", "limit": 1}
+    )
+
+    assert ids(flat(pages)) == ids(euros)
+
+
+async def test_unknown_sort_is_rejected(client: httpx.AsyncClient) -> None:
+    response = await client.get(PRODUCTS, params={"sort": "stock"})
+
+    assert response.status_code == 422
+
+
+# --- one product --------------------------------------------------------------------
+
+
+async def test_reading_a_product_carries_its_version_as_etag(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    product = await create_product(client, staff)
+
+    response = await client.get(f"{PRODUCTS}/{product['id']}")
+
+    assert response.status_code == 200
+    assert response.json()["id"] == product["id"]
+    assert response.headers["ETag"] == '"1"'
+
+
+async def test_unknown_product_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"{PRODUCTS}/0190f5f0-0000-7000-8000-000000000000")
+
+    assert response.status_code == 404
+    assert problem(response)["code"] == "product_not_found"
+
+
+async def test_inactive_product_is_404_for_customers(
+    client: httpx.AsyncClient, staff: Headers, shopper: Headers
+) -> None:
+    product = await create_product(client, staff, is_active=False)
+
+    as_customer = await client.get(f"{PRODUCTS}/{product['id']}", headers=shopper)
+    as_visitor = await client.get(f"{PRODUCTS}/{product['id']}")
+
+    assert as_customer.status_code == 404
+    assert as_visitor.status_code == 404
+
+
+async def test_inactive_product_is_readable_by_staff(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    product = await create_product(client, staff, is_active=False)
+
+    response = await client.get(f"{PRODUCTS}/{product['id']}", headers=staff)
+
+    assert response.status_code == 200
+    assert response.json()["is_active"] is False
+
+
+# --- managing -------------------------------------------------------------------------
+
+
+async def test_staff_can_create_a_product(client: httpx.AsyncClient, staff: Headers) -> None:
+    sent = product_body(name="Canvas tote", amount=1499, stock=50)
+
+    response = await client.post(PRODUCTS, json=sent, headers=staff)
+
+    assert response.status_code == 201
+    body = response.json()
+    assert response.headers["ETag"] == '"1"'
+    assert (body["sku"], body["name"], body["stock"]) == (sent["sku"], "Canvas tote", 50)
+    assert body["price"] == {"amount": 1499, "currency": "EUR"}
+    assert (await read_product(client, body["id"]))["sku"] == sent["sku"]
+
+
+async def test_admin_can_manage_the_catalog_too(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    admin = await staff_headers(client, container, role=Role.ADMIN)
+
+    response = await client.post(PRODUCTS, json=product_body(), headers=admin)
+
+    assert response.status_code == 201
+
+
+async def test_duplicate_sku_is_409_sku_taken(client: httpx.AsyncClient, staff: Headers) -> None:
+    first = await create_product(client, staff)
+
+    response = await client.post(PRODUCTS, json=product_body(sku=first["sku"]), headers=staff)
+
+    assert response.status_code == 409
+    assert problem(response)["code"] == "sku_taken"
+
+
+async def test_sku_of_a_deleted_product_stays_taken(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    first = await create_product(client, staff)
+    await client.delete(f"{PRODUCTS}/{first['id']}", headers=staff)
+
+    response = await client.post(PRODUCTS, json=product_body(sku=first["sku"]), headers=staff)
+
+    assert response.status_code == 409
+    assert problem(response)["code"] == "sku_taken"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("price", {"amount": 12.5, "currency": "EUR"}),
+        ("price", {"amount": -1, "currency": "EUR"}),
+        ("price", {"amount": 100, "currency": "ZZZ"}),
+        ("stock", -1),
+        ("name", ""),
+        ("sku", "has space"),
+    ],
+)
+async def test_invalid_product_is_rejected(
+    client: httpx.AsyncClient, staff: Headers, field: str, value: Any
+) -> None:
+    response = await client.post(PRODUCTS, json={**product_body(), field: value}, headers=staff)
+
+    assert response.status_code == 422
+    assert any(error["field"].startswith(field) for error in problem(response)["errors"])
+
+
+async def test_product_cannot_be_created_with_server_owned_fields(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    response = await client.post(PRODUCTS, json={**product_body(), "version": 7}, headers=staff)
+
+    assert response.status_code == 422
+
+
+async def test_customer_cannot_create_a_product(
+    client: httpx.AsyncClient, shopper: Headers
+) -> None:
+    response = await client.post(PRODUCTS, json=product_body(), headers=shopper)
+
+    assert response.status_code == 403
+    assert problem(response)["code"] == "forbidden"
+
+
+async def test_anonymous_visitor_cannot_create_a_product(client: httpx.AsyncClient) -> None:
+    response = await client.post(PRODUCTS, json=product_body())
+
+    assert response.status_code == 401
+
+
+async def test_customer_cannot_update_a_product(
+    client: httpx.AsyncClient, staff: Headers, shopper: Headers
+) -> None:
+    product = await create_product(client, staff, name="Mug")
+
+    response = await client.patch(
+        f"{PRODUCTS}/{product['id']}",
+        json={"name": "Hacked"},
+        headers={**shopper, "If-Match": '"1"'},
+    )
+
+    assert response.status_code == 403
+    assert (await read_product(client, product["id"]))["name"] == "Mug"
+
+
+async def test_customer_cannot_delete_a_product(
+    client: httpx.AsyncClient, staff: Headers, shopper: Headers
+) -> None:
+    product = await create_product(client, staff)
+
+    response = await client.delete(f"{PRODUCTS}/{product['id']}", headers=shopper)
+
+    assert response.status_code == 403
+    assert (await client.get(f"{PRODUCTS}/{product['id']}")).status_code == 200
+
+
+async def test_update_with_the_current_version_applies_and_bumps_the_version(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    product = await create_product(client, staff, name="Mug", amount=1000)
+
+    response = await client.patch(
+        f"{PRODUCTS}/{product['id']}",
+        json={"name": "Big mug", "price": {"amount": 1500, "currency": "EUR"}},
+        headers={**staff, "If-Match": '"1"'},
+    )
+
+    assert response.status_code == 200
+    assert response.headers["ETag"] == '"2"'
+    body = response.json()
+    assert (body["name"], body["price"]["amount"], body["version"]) == ("Big mug", 1500, 2)
+    reread = await client.get(f"{PRODUCTS}/{product['id']}")
+    assert (reread.json()["name"], reread.headers["ETag"]) == ("Big mug", '"2"')
+
+
+async def test_update_leaves_fields_it_does_not_mention_alone(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    product = await create_product(client, staff, name="Mug", amount=1000, stock=4)
+
+    await client.patch(
+        f"{PRODUCTS}/{product['id']}", json={"stock": 9}, headers={**staff, "If-Match": '"1"'}
+    )
+
+    after = await read_product(client, product["id"])
+    assert (after["name"], after["price"]["amount"], after["stock"]) == ("Mug", 1000, 9)
+
+
+async def test_update_with_a_stale_version_is_412_and_changes_nothing(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    product = await create_product(client, staff, name="Mug")
+    path = f"{PRODUCTS}/{product['id']}"
+    await client.patch(path, json={"name": "Cup"}, headers={**staff, "If-Match": '"1"'})
+
+    response = await client.patch(path, json={"name": "Jug"}, headers={**staff, "If-Match": '"1"'})
+
+    assert response.status_code == 412
+    assert problem(response)["code"] == "version_mismatch"
+    after = await read_product(client, product["id"])
+    assert (after["name"], after["version"]) == ("Cup", 2)
+
+
+async def test_update_without_if_match_is_428(client: httpx.AsyncClient, staff: Headers) -> None:
+    product = await create_product(client, staff, name="Mug")
+
+    response = await client.patch(
+        f"{PRODUCTS}/{product['id']}", json={"name": "Cup"}, headers=staff
+    )
+
+    assert response.status_code == 428
+    assert problem(response)["code"] == "if_match_required"
+    assert (await read_product(client, product["id"]))["name"] == "Mug"
+
+
+async def test_update_with_a_malformed_if_match_is_refused(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    product = await create_product(client, staff, name="Mug")
+
+    response = await client.patch(
+        f"{PRODUCTS}/{product['id']}", json={"name": "Cup"}, headers={**staff, "If-Match": "*"}
+    )
+
+    assert response.status_code == 412
+    assert (await read_product(client, product["id"]))["name"] == "Mug"
+
+
+async def test_update_setting_a_required_field_to_null_is_422(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    product = await create_product(client, staff, name="Mug")
+
+    response = await client.patch(
+        f"{PRODUCTS}/{product['id']}", json={"name": None}, headers={**staff, "If-Match": '"1"'}
+    )
+
+    assert response.status_code == 422
+    assert (await read_product(client, product["id"]))["name"] == "Mug"
+
+
+async def test_updating_an_unknown_product_is_404(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    response = await client.patch(
+        f"{PRODUCTS}/0190f5f0-0000-7000-8000-000000000000",
+        json={"name": "Cup"},
+        headers={**staff, "If-Match": '"1"'},
+    )
+
+    assert response.status_code == 404
+
+
+async def test_deleted_product_is_404_for_everyone(
+    client: httpx.AsyncClient, staff: Headers, shopper: Headers
+) -> None:
+    product = await create_product(client, staff)
+
+    deleted = await client.delete(f"{PRODUCTS}/{product['id']}", headers=staff)
+
+    assert deleted.status_code == 204
+    for headers in (staff, shopper, {}):
+        response = await client.get(f"{PRODUCTS}/{product['id']}", headers=headers)
+        assert response.status_code == 404
+
+
+async def test_deleted_product_is_not_listed_even_for_staff(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    kept = await create_product(client, staff)
+    gone = await create_product(client, staff)
+
+    await client.delete(f"{PRODUCTS}/{gone['id']}", headers=staff)
+
+    assert ids((await client.get(PRODUCTS, headers=staff)).json()["items"]) == [kept["id"]]
+    assert ids((await client.get(PRODUCTS)).json()["items"]) == [kept["id"]]
+
+
+async def test_delete_is_soft_the_row_is_kept(
+    client: httpx.AsyncClient, container: Container, staff: Headers
+) -> None:
+    product = await create_product(client, staff)
+
+    await client.delete(f"{PRODUCTS}/{product['id']}", headers=staff)
+
+    row = await stored_product(container, product["id"])
+    assert row.deleted_at is not None
+
+
+async def test_deleted_product_cannot_be_updated_or_deleted_again(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    product = await create_product(client, staff)
+    path = f"{PRODUCTS}/{product['id']}"
+    await client.delete(path, headers=staff)
+
+    patched = await client.patch(path, json={"name": "x"}, headers={**staff, "If-Match": '"2"'})
+    deleted = await client.delete(path, headers=staff)
+
+    assert patched.status_code == 404
+    assert deleted.status_code == 404
+
+
+async def test_delete_with_a_stale_if_match_is_412_and_keeps_the_product(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    product = await create_product(client, staff)
+    path = f"{PRODUCTS}/{product['id']}"
+    await client.patch(path, json={"name": "Cup"}, headers={**staff, "If-Match": '"1"'})
+
+    response = await client.delete(path, headers={**staff, "If-Match": '"1"'})
+
+    assert response.status_code == 412
+    assert (await client.get(path)).status_code == 200
+
+
+# --- optimistic locking under real concurrency ------------------------------------
+
+
+async def test_concurrent_updates_with_the_same_version_never_both_win(
+    backend: str, database_factory: DatabaseFactory
+) -> None:
+    url = await database_factory.create_migrated(backend)
+    async with live_app(url) as (client, container):
+        staff = await staff_headers(client, container)
+        product = await create_product(client, staff, name="Mug", stock=1)
+        path = f"{PRODUCTS}/{product['id']}"
+        names = [f"name-{n}" for n in range(8)]
+
+        async with asyncio.timeout(60):
+            responses = await asyncio.gather(
+                *(
+                    client.patch(path, json={"name": n}, headers={**staff, "If-Match": '"1"'})
+                    for n in names
+                )
+            )
+
+        statuses = sorted(response.status_code for response in responses)
+        assert statuses == [200] + [412] * (len(names) - 1)
+        winner = next(r for r in responses if r.status_code == 200).json()["name"]
+        after = await read_product(client, product["id"])
+        assert (after["name"], after["version"]) == (winner, 2)
+
+
+async def test_concurrent_signed_in_reads_do_not_exhaust_the_connection_pool(
+    backend: str, database_factory: DatabaseFactory
+) -> None:
+    # More concurrent signed-in catalog reads than the pool has connections: each
+    # request must be able to finish with the connections that exist.
+    pool_size = 2
+    url = await database_factory.create_migrated(backend)
+    async with live_app(url, pool_size=pool_size) as (client, container):
+        staff = await staff_headers(client, container)
+        product = await create_product(client, staff)
+
+        async with asyncio.timeout(90):
+            responses = await asyncio.gather(
+                *(client.get(PRODUCTS, headers=staff) for _ in range(pool_size)),
+                *(
+                    client.get(f"{PRODUCTS}/{product['id']}", headers=staff)
+                    for _ in range(pool_size)
+                ),
+            )
+
+        assert [response.status_code for response in responses] == [200] * (2 * pool_size)

@@ -1,0 +1,477 @@
+"""Bulk product import, over HTTP (`POST /products/import`) and from the command line
+(`orderdesk import-products FILE`): upsert by SKU, all or nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, func, select
+
+from orderdesk.catalog.models import Product
+from orderdesk.catalog.service import IMPORT_BATCH_SIZE
+from orderdesk.core.container import Container
+from orderdesk.core.database import Database
+from tests.conftest import TEST_SECRET, DatabaseFactory, make_settings
+from tests.integration.catalog_fixtures import (
+    API,
+    Headers,
+    create_product,
+    customer,
+    new_sku,
+    problem,
+    products_count,
+    read_product,
+    rolled_back_database,
+    staff_headers,
+)
+
+IMPORT = f"{API}/products/import"
+CSV_TYPE = {"Content-Type": "text/csv"}
+NDJSON_TYPE = {"Content-Type": "application/x-ndjson"}
+HEADER = "sku,name,price_amount,currency,stock,is_active\n"
+ORDERDESK = Path(sys.executable).with_name("orderdesk")
+
+
+@pytest.fixture
+async def database(engine: AsyncEngine) -> AsyncIterator[Database]:
+    async with rolled_back_database(engine) as database:
+        yield database
+
+
+@pytest.fixture
+async def staff(client: httpx.AsyncClient, container: Container) -> Headers:
+    return await staff_headers(client, container)
+
+
+def csv_row(sku: str, name: str = "Mug", amount: int = 100, stock: int = 5) -> str:
+    return f"{sku},{name},{amount},EUR,{stock},true\n"
+
+
+async def by_sku(client: httpx.AsyncClient, headers: Headers, sku: str) -> dict[str, Any]:
+    items = (await client.get(f"{API}/products", params={"q": sku}, headers=headers)).json()
+    matches = [item for item in items["items"] if item["sku"] == sku]
+    assert len(matches) == 1, items
+    match: dict[str, Any] = matches[0]
+    return match
+
+
+async def post_import(
+    client: httpx.AsyncClient, headers: Headers, content: str, content_type: Headers
+) -> httpx.Response:
+    return await client.post(IMPORT, content=content.encode(), headers={**headers, **content_type})
+
+
+# --- over HTTP ----------------------------------------------------------------------
+
+
+async def test_csv_import_creates_the_products(client: httpx.AsyncClient, staff: Headers) -> None:
+    mug, cap = new_sku("MUG"), new_sku("CAP")
+    content = HEADER + csv_row(mug, "Blue mug", 1299, 40) + csv_row(cap, "Cap", 1899, 3)
+
+    response = await post_import(client, staff, content, CSV_TYPE)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"rows": 2, "created": 2, "updated": 0}
+    imported = await by_sku(client, staff, mug)
+    assert (imported["name"], imported["stock"], imported["version"]) == ("Blue mug", 40, 1)
+    assert imported["price"] == {"amount": 1299, "currency": "EUR"}
+    assert (await by_sku(client, staff, cap))["name"] == "Cap"
+
+
+async def test_ndjson_import_creates_products_from_flat_and_nested_rows(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    flat, nested = new_sku("FLAT"), new_sku("NEST")
+    content = (
+        json.dumps({"sku": flat, "name": "Flat", "price_amount": 100, "currency": "EUR"})
+        + "\n"
+        + json.dumps({"sku": nested, "name": "Nested", "price": {"amount": 250, "currency": "GBP"}})
+        + "\n"
+    )
+
+    response = await post_import(client, staff, content, NDJSON_TYPE)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"rows": 2, "created": 2, "updated": 0}
+    assert (await by_sku(client, staff, nested))["price"] == {"amount": 250, "currency": "GBP"}
+
+
+async def test_imported_inactive_products_stay_hidden_from_customers(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    sku = new_sku("HIDDEN")
+    await post_import(client, staff, HEADER + f"{sku},Hidden,100,EUR,1,false\n", CSV_TYPE)
+
+    visible = (await client.get(f"{API}/products", params={"q": sku})).json()["items"]
+
+    assert visible == []
+    assert (await by_sku(client, staff, sku))["is_active"] is False
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", "multipart/form-data"])
+async def test_other_content_types_are_415(
+    client: httpx.AsyncClient, container: Container, staff: Headers, content_type: str
+) -> None:
+    before = await products_count(container)
+
+    response = await post_import(
+        client, staff, HEADER + csv_row(new_sku()), {"Content-Type": content_type}
+    )
+
+    assert response.status_code == 415
+    assert problem(response)["code"] == "unsupported_media_type"
+    assert await products_count(container) == before
+
+
+async def test_upload_without_a_content_type_is_415(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    response = await client.post(
+        IMPORT, content=(HEADER + csv_row(new_sku())).encode(), headers=staff
+    )
+
+    assert response.status_code == 415
+
+
+async def test_customer_cannot_import(client: httpx.AsyncClient, container: Container) -> None:
+    _, shopper = await customer(client)
+    before = await products_count(container)
+
+    response = await post_import(client, shopper, HEADER + csv_row(new_sku()), CSV_TYPE)
+
+    assert response.status_code == 403
+    assert await products_count(container) == before
+
+
+async def test_anonymous_visitor_cannot_import(client: httpx.AsyncClient) -> None:
+    response = await post_import(client, {}, HEADER + csv_row(new_sku()), CSV_TYPE)
+
+    assert response.status_code == 401
+
+
+async def test_file_with_bad_rows_is_rejected_naming_each_bad_line_and_nothing_is_written(
+    client: httpx.AsyncClient, container: Container, staff: Headers
+) -> None:
+    existing = await create_product(client, staff, name="Original", amount=500, stock=7)
+    before = await products_count(container)
+    content = (
+        HEADER
+        + csv_row(new_sku(), "Fine")  # line 2
+        + csv_row(new_sku(), "")  # line 3: no name
+        + csv_row(existing["sku"], "Renamed", 999, 1)  # line 4: a valid update
+        + f"{new_sku()},Mug,100,ZZZ,1,true\n"  # line 5: not a currency
+        + csv_row(new_sku(), "Fine too")  # line 6
+    )
+
+    response = await post_import(client, staff, content, CSV_TYPE)
+
+    assert response.status_code == 422
+    body = problem(response)
+    assert body["code"] == "import_rejected"
+    assert {(error["line"], error["field"]) for error in body["errors"]} == {
+        (3, "name"),
+        (5, "price.currency"),
+    }
+    assert all(error["message"] for error in body["errors"])
+    assert await products_count(container) == before
+    unchanged = await read_product(client, existing["id"])
+    assert (unchanged["name"], unchanged["version"]) == ("Original", 1)
+
+
+async def test_ndjson_file_with_a_line_that_is_not_json_writes_nothing(
+    client: httpx.AsyncClient, container: Container, staff: Headers
+) -> None:
+    before = await products_count(container)
+    good = json.dumps({"sku": new_sku(), "name": "Mug", "price_amount": 1, "currency": "EUR"})
+    content = f"{good}\n{{not json\n"
+
+    response = await post_import(client, staff, content, NDJSON_TYPE)
+
+    assert response.status_code == 422
+    assert [(e["line"], e["field"]) for e in problem(response)["errors"]] == [(2, None)]
+    assert await products_count(container) == before
+
+
+async def test_duplicate_sku_within_a_file_rejects_the_file(
+    client: httpx.AsyncClient, container: Container, staff: Headers
+) -> None:
+    before = await products_count(container)
+    sku = new_sku()
+    content = HEADER + csv_row(sku, "First") + csv_row(new_sku()) + csv_row(sku, "Second")
+
+    response = await post_import(client, staff, content, CSV_TYPE)
+
+    assert response.status_code == 422
+    body = problem(response)
+    assert body["code"] == "import_rejected"
+    assert [(e["line"], e["field"]) for e in body["errors"]] == [(4, "sku")]
+    assert await products_count(container) == before
+
+
+async def test_file_that_is_not_utf8_is_rejected(
+    client: httpx.AsyncClient, container: Container, staff: Headers
+) -> None:
+    before = await products_count(container)
+    content = (HEADER + csv_row(new_sku(), "Caf\u00e9")).encode("latin-1")
+
+    response = await client.post(IMPORT, content=content, headers={**staff, **CSV_TYPE})
+
+    assert response.status_code == 422
+    assert problem(response)["code"] == "import_rejected"
+    assert await products_count(container) == before
+
+
+async def test_reimport_updates_existing_products_and_bumps_their_version(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    sku = new_sku()
+    await post_import(client, staff, HEADER + csv_row(sku, "Mug", 100, 5), CSV_TYPE)
+    first = await by_sku(client, staff, sku)
+
+    response = await post_import(client, staff, HEADER + csv_row(sku, "Big mug", 150, 9), CSV_TYPE)
+
+    assert response.json() == {"rows": 1, "created": 0, "updated": 1}
+    again = await by_sku(client, staff, sku)
+    assert again["id"] == first["id"]
+    assert (again["name"], again["price"]["amount"], again["stock"]) == ("Big mug", 150, 9)
+    assert again["version"] == first["version"] + 1
+
+
+async def test_reimport_of_a_product_made_over_the_api_bumps_its_etag(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    product = await create_product(client, staff, name="Mug")
+
+    await post_import(client, staff, HEADER + csv_row(product["sku"], "Cup"), CSV_TYPE)
+
+    response = await client.get(f"{API}/products/{product['id']}")
+    assert response.json()["name"] == "Cup"
+    assert response.headers["ETag"] == '"2"'
+    stale = await client.patch(
+        f"{API}/products/{product['id']}",
+        json={"name": "Jug"},
+        headers={**staff, "If-Match": '"1"'},
+    )
+    assert stale.status_code == 412
+
+
+async def test_import_counts_created_and_updated_rows_separately(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    old = [new_sku() for _ in range(2)]
+    await post_import(client, staff, HEADER + "".join(csv_row(sku) for sku in old), CSV_TYPE)
+    new = [new_sku() for _ in range(3)]
+
+    response = await post_import(
+        client, staff, HEADER + "".join(csv_row(sku) for sku in [*old, *new]), CSV_TYPE
+    )
+
+    assert response.json() == {"rows": 5, "created": 3, "updated": 2}
+
+
+async def test_reimport_revives_a_soft_deleted_sku(
+    client: httpx.AsyncClient, staff: Headers
+) -> None:
+    product = await create_product(client, staff, name="Mug")
+    await client.delete(f"{API}/products/{product['id']}", headers=staff)
+
+    response = await post_import(
+        client, staff, HEADER + csv_row(product["sku"], "Mug II"), CSV_TYPE
+    )
+
+    assert response.json() == {"rows": 1, "created": 0, "updated": 1}
+    revived = await client.get(f"{API}/products/{product['id']}")
+    assert revived.status_code == 200
+    assert revived.json()["name"] == "Mug II"
+    listed = (await client.get(f"{API}/products")).json()["items"]
+    assert product["id"] in [item["id"] for item in listed]
+
+
+async def test_import_larger_than_one_batch_counts_every_row(
+    client: httpx.AsyncClient, container: Container, staff: Headers
+) -> None:
+    rows = 2 * IMPORT_BATCH_SIZE + 500
+    skus = [new_sku("BULK") for _ in range(rows)]
+    before = await products_count(container)
+    content = HEADER + "".join(csv_row(sku, "Bulk", 100 + n, 1) for n, sku in enumerate(skus))
+
+    created = await post_import(client, staff, content, CSV_TYPE)
+    updated = await post_import(client, staff, content.replace(",Bulk,", ",Bulk II,"), CSV_TYPE)
+
+    assert created.json() == {"rows": rows, "created": rows, "updated": 0}
+    assert updated.json() == {"rows": rows, "created": 0, "updated": rows}
+    assert await products_count(container) == before + rows
+    last = await by_sku(client, staff, skus[-1])
+    assert (last["name"], last["price"]["amount"], last["version"]) == (
+        "Bulk II",
+        100 + rows - 1,
+        2,
+    )
+
+
+async def test_header_only_file_imports_nothing(
+    client: httpx.AsyncClient, container: Container, staff: Headers
+) -> None:
+    before = await products_count(container)
+
+    response = await post_import(client, staff, HEADER, CSV_TYPE)
+
+    assert response.json() == {"rows": 0, "created": 0, "updated": 0}
+    assert await products_count(container) == before
+
+
+# --- from the command line ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def cli_database_url(backend: str, database_factory: DatabaseFactory) -> str:
+    """A database of its own: the command commits, nothing rolls it back."""
+    return await database_factory.create_migrated(backend)
+
+
+@pytest.fixture
+async def cli_database(cli_database_url: str) -> AsyncIterator[Database]:
+    database = Database.from_settings(make_settings(cli_database_url))
+    yield database
+    await database.dispose()
+
+
+def run_import(database_url: str, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("ORDERDESK_")}
+    env.update(
+        ORDERDESK_ENV="test",
+        ORDERDESK_SECRET_KEY=TEST_SECRET,
+        ORDERDESK_DATABASE_URL=database_url,
+        ORDERDESK_LOG_LEVEL="WARNING",
+        COLUMNS="200",
+    )
+    return subprocess.run(
+        [str(ORDERDESK), "import-products", *args],
+        env=env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+async def cli_products(database: Database, skus: list[str]) -> dict[str, Product]:
+    async with database.sessions() as session:
+        rows = (await session.exec(select(Product).where(col(Product.sku).in_(skus)))).all()
+    return {product.sku: product for product in rows}
+
+
+async def cli_count(database: Database) -> int:
+    async with database.sessions() as session:
+        return int((await session.exec(select(func.count()).select_from(Product))).one())
+
+
+async def test_cli_imports_a_csv_file(
+    cli_database_url: str, cli_database: Database, tmp_path: Path
+) -> None:
+    skus = [new_sku("CLI"), new_sku("CLI")]
+    path = tmp_path / "products.csv"
+    path.write_text(HEADER + csv_row(skus[0], "Mug", 1299, 4) + csv_row(skus[1], "Cap", 1899, 2))
+
+    result = run_import(cli_database_url, tmp_path, str(path))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "imported 2 products: 2 created, 0 updated" in result.stdout
+    stored = await cli_products(cli_database, skus)
+    assert (stored[skus[0]].name, stored[skus[0]].price_amount, stored[skus[0]].stock) == (
+        "Mug",
+        1299,
+        4,
+    )
+    assert stored[skus[1]].name == "Cap"
+
+
+async def test_cli_reads_json_lines_by_the_file_suffix(
+    cli_database_url: str, cli_database: Database, tmp_path: Path
+) -> None:
+    sku = new_sku("CLI")
+    path = tmp_path / "products.jsonl"
+    path.write_text(
+        json.dumps({"sku": sku, "name": "Tote", "price": {"amount": 1499, "currency": "EUR"}})
+        + "\n"
+    )
+
+    result = run_import(cli_database_url, tmp_path, str(path))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (await cli_products(cli_database, [sku]))[sku].name == "Tote"
+
+
+async def test_cli_rejects_a_file_with_bad_rows_naming_the_lines_and_writes_nothing(
+    cli_database_url: str, cli_database: Database, tmp_path: Path
+) -> None:
+    before = await cli_count(cli_database)
+    path = tmp_path / "products.csv"
+    path.write_text(
+        HEADER
+        + csv_row(new_sku("CLI"), "Fine")  # line 2
+        + csv_row(new_sku("CLI"), "Negative", -5)  # line 3
+        + csv_row(new_sku("CLI"), "Fine too")  # line 4
+        + csv_row(new_sku("CLI"), "")  # line 5
+    )
+
+    result = run_import(cli_database_url, tmp_path, str(path))
+
+    assert result.returncode == 1
+    assert "line 3" in result.stdout
+    assert "line 5" in result.stdout
+    assert "line 2" not in result.stdout
+    assert await cli_count(cli_database) == before
+
+
+async def test_cli_reimport_updates_and_revives_existing_skus(
+    cli_database_url: str, cli_database: Database, tmp_path: Path
+) -> None:
+    kept, deleted = new_sku("CLI"), new_sku("CLI")
+    path = tmp_path / "products.csv"
+    path.write_text(HEADER + csv_row(kept, "Mug", 100) + csv_row(deleted, "Cap", 100))
+    assert run_import(cli_database_url, tmp_path, str(path)).returncode == 0
+    async with cli_database.sessions() as session:
+        gone = (await session.exec(select(Product).where(Product.sku == deleted))).one()
+        gone.deleted_at = gone.created_at
+        await session.commit()
+    path.write_text(HEADER + csv_row(kept, "Big mug", 200) + csv_row(deleted, "Cap II", 300))
+
+    result = run_import(cli_database_url, tmp_path, str(path))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 products: 0 created, 2 updated" in result.stdout
+    stored = await cli_products(cli_database, [kept, deleted])
+    assert (stored[kept].name, stored[kept].price_amount, stored[kept].version) == (
+        "Big mug",
+        200,
+        2,
+    )
+    assert stored[deleted].deleted_at is None
+    assert stored[deleted].name == "Cap II"
+
+
+async def test_cli_takes_the_format_from_an_option_when_the_suffix_says_nothing(
+    cli_database_url: str, cli_database: Database, tmp_path: Path
+) -> None:
+    sku = new_sku("CLI")
+    path = tmp_path / "products.txt"
+    path.write_text(HEADER + csv_row(sku))
+
+    guessed = run_import(cli_database_url, tmp_path, str(path))
+    told = run_import(cli_database_url, tmp_path, "--format", "csv", str(path))
+
+    assert guessed.returncode == 2
+    assert told.returncode == 0, told.stdout + told.stderr
+    assert sku in await cli_products(cli_database, [sku])
