@@ -107,7 +107,9 @@ async def _record_failure(c: Container, event_id: UUID, *, error: str) -> None:
 def backoff(attempt: int, *, base: float, cap: float) -> timedelta:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base·2^(n-1))],
     so retries from many failures spread out instead of arriving together."""
-    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    # The exponent is bounded so huge attempt counts stay at the cap instead of
+    # overflowing the float.
+    ceiling = min(cap, base * 2.0 ** min(max(attempt - 1, 0), 64))
     return timedelta(seconds=random.uniform(0, ceiling))  # noqa: S311 - not security
 
 

@@ -12,6 +12,7 @@ import aiosmtplib
 import structlog
 
 DEFAULT_SENDER = "orderdesk <no-reply@orderdesk.invalid>"
+_FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,8 @@ class SmtpConfig:
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         implicit = parts.scheme == "smtps"
         starttls = query.get("starttls")
+        if starttls is not None and starttls.lower() not in _FLAGS:
+            raise ValueError("starttls in ORDERDESK_SMTP_URL must be true or false")
         return cls(
             host=parts.hostname,
             port=parts.port or (465 if implicit else 25),
@@ -74,7 +77,7 @@ class SmtpConfig:
             password=unquote(parts.password) if parts.password else None,
             use_tls=implicit,
             # None lets aiosmtplib upgrade when the server offers STARTTLS.
-            start_tls=None if starttls is None else starttls.lower() in {"1", "true", "yes"},
+            start_tls=None if starttls is None else _FLAGS[starttls.lower()],
             sender=query.get("sender", DEFAULT_SENDER),
             timeout=float(query.get("timeout", "10")),
         )
