@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+LINT_PATHS := src tests $(wildcard bench)
 
 .PHONY: run test lint format lock clean
 
@@ -34,13 +35,13 @@ test: .deps-dev.stamp
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: .deps-dev.stamp
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy src
 
 format: .deps-dev.stamp
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix $(LINT_PATHS)
+	$(BIN)/ruff format $(LINT_PATHS)
 
 # Re-pin after changing pyproject.toml dependencies.
 lock: .deps-dev.stamp
