@@ -13,7 +13,9 @@ from orderdesk.core.pagination import MAX_LIMIT
 from orderdesk.core.uow import UnitOfWork, unit_of_work
 
 
-def get_container(request: Request) -> Container:
+# Dependencies are `async def` even when they do not await: FastAPI runs plain
+# functions in a worker thread, a hop per request for nothing.
+async def get_container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 
@@ -46,7 +48,7 @@ async def get_read_session(uow: UnitOfWorkDep, c: ContainerDep) -> AsyncIterator
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     # uvicorn has already applied X-Forwarded-For from trusted proxies only.
     return request.client.host if request.client else "unknown"
 

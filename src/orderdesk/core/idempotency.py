@@ -65,7 +65,7 @@ class IdempotencyKeyMissing(DomainError):
     title = "This request needs an Idempotency-Key header"
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[
         str | None,
         Header(alias=IDEMPOTENCY_HEADER, min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),

@@ -17,11 +17,15 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def expected_version(
+async def expected_version(
     if_match: Annotated[str | None, Header(alias="If-Match", max_length=64)] = None,
 ) -> int:
     if if_match is None:
         raise PreconditionRequired()
+    return _parse(if_match)
+
+
+def _parse(if_match: str) -> int:
     match = _VERSION.match(if_match)
     if match is None:
         raise PreconditionFailed('If-Match must be the resource\'s version, e.g. "3".')
@@ -33,8 +37,8 @@ def check_version(current: int, expected: int) -> None:
         raise PreconditionFailed()
 
 
-def optional_expected_version(
+async def optional_expected_version(
     if_match: Annotated[str | None, Header(alias="If-Match", max_length=64)] = None,
 ) -> int | None:
     """For operations where `If-Match` is allowed but not required (deletes)."""
-    return None if if_match is None else expected_version(if_match)
+    return None if if_match is None else _parse(if_match)
