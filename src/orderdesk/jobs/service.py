@@ -66,12 +66,12 @@ async def run_event(c: Container, event_id: UUID) -> bool:
                 attempt=event.attempts,
                 request_id=event.request_id,
             )
-        spec = handler_named(handler)
-        if spec is None:
-            raise LookupError(f"no handler named {handler!r}")
         structlog.contextvars.bind_contextvars(
             request_id=context.request_id, event_id=str(event_id), handler=handler
         )
+        spec = handler_named(handler)
+        if spec is None:
+            raise LookupError(f"no handler named {handler!r}")
         await spec.run(c, payload, context)
         async with unit_of_work(c.database, clock=c.clock) as uow:
             await event_repository.mark_done(uow.session, event_id, now=uow.now())
