@@ -33,6 +33,7 @@ from orderdesk.core.settings import Environment, Settings
 from orderdesk.core.throttle import MemoryFailureCounter, SigninThrottle
 from orderdesk.jobs import service as job_service
 from orderdesk.notifications.mailer import LogMailer
+from tests.helpers import OneConnectionDatabase
 from tests.services import POSTGRES_ADMIN_URL, unavailable
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -141,7 +142,13 @@ async def database(engine: AsyncEngine) -> AsyncIterator[Database]:
             expire_on_commit=False,
             join_transaction_mode="create_savepoint",
         )
-        yield Database(engine=engine, read_engine=engine, sessions=sessions, read_sessions=sessions)
+        yield OneConnectionDatabase(
+            engine=engine,
+            read_engine=engine,
+            sessions=sessions,
+            read_sessions=sessions,
+            connection=connection,
+        )
         await transaction.rollback()
 
 

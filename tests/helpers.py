@@ -1,11 +1,18 @@
-"""Small helpers that test modules share: sign-up and sign-in over the API."""
+"""Small helpers that test modules share: sign-up and sign-in over the API, and a
+`Database` confined to one test connection."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from orderdesk.core.database import Database
 
 STRONG_PASSWORD = "violet-harbour-engine-47"
 
@@ -52,3 +59,15 @@ async def signed_up(
     user = await register(client, **kwargs)
     tokens = await sign_in(client, user["email"], kwargs.get("password", STRONG_PASSWORD))
     return user, tokens
+
+
+@dataclass(frozen=True, slots=True)
+class OneConnectionDatabase(Database):
+    """A `Database` whose sessions and connection-level reads all use one test
+    connection, inside the test's outer transaction (rolled back at its end)."""
+
+    connection: AsyncConnection
+
+    @asynccontextmanager
+    async def current_state(self) -> AsyncIterator[AsyncConnection]:
+        yield self.connection

@@ -30,7 +30,14 @@ from orderdesk.orders.models import Order, OrderStatus
 from orderdesk.users.models import Role
 from orderdesk.users.schemas import UserCreate
 from tests.conftest import make_settings
-from tests.helpers import STRONG_PASSWORD, bearer, sign_in, signed_up, unique_email
+from tests.helpers import (
+    STRONG_PASSWORD,
+    OneConnectionDatabase,
+    bearer,
+    sign_in,
+    signed_up,
+    unique_email,
+)
 
 Headers = dict[str, str]
 API = "/api/v1"
@@ -267,8 +274,12 @@ async def rolled_back_database(engine: AsyncEngine) -> AsyncIterator[Database]:
             ),
         )
         try:
-            yield Database(
-                engine=engine, read_engine=engine, sessions=sessions, read_sessions=read_sessions
+            yield OneConnectionDatabase(
+                engine=engine,
+                read_engine=engine,
+                sessions=sessions,
+                read_sessions=read_sessions,
+                connection=connection,
             )
         finally:
             await transaction.rollback()

@@ -6,7 +6,13 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from orderdesk.auth import service as auth_service
-from orderdesk.auth.dependencies import ACCESS_COOKIE, CSRF_HEADER, REFRESH_COOKIE, CurrentUser
+from orderdesk.auth.dependencies import (
+    ACCESS_COOKIE,
+    CSRF_HEADER,
+    REFRESH_COOKIE,
+    CurrentAccount,
+    CurrentUser,
+)
 from orderdesk.auth.errors import InvalidRefreshToken
 from orderdesk.auth.schemas import (
     EmailVerification,
@@ -108,7 +114,7 @@ async def verify_email(data: EmailVerification, uow: UnitOfWorkDep) -> None:
 
 
 @router.post("/verify-email/resend", status_code=status.HTTP_202_ACCEPTED)
-async def resend_verification(user: CurrentUser, uow: UnitOfWorkDep) -> None:
+async def resend_verification(user: CurrentAccount, uow: UnitOfWorkDep) -> None:
     await auth_service.send_email_verification(uow, user=user)
 
 

@@ -15,9 +15,10 @@ from fastapi.security import OAuth2PasswordBearer
 
 from orderdesk.auth import service as auth_service
 from orderdesk.auth.errors import CsrfFailed, InvalidAccessToken
-from orderdesk.core.deps import ContainerDep, UnitOfWorkDep
+from orderdesk.core.deps import ContainerDep, UnitOfWorkDep, bind_actor
 from orderdesk.core.errors import Forbidden
-from orderdesk.users.models import Permission, User
+from orderdesk.users import repository as user_repository
+from orderdesk.users.models import Permission, Principal, User
 
 ACCESS_COOKIE = "orderdesk_access"
 REFRESH_COOKIE = "orderdesk_refresh"
@@ -29,49 +30,59 @@ bearer_token = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=Fa
 
 async def current_user(
     request: Request,
-    uow: UnitOfWorkDep,
     c: ContainerDep,
     bearer: Annotated[str | None, Depends(bearer_token)],
-) -> User:
+) -> Principal:
     token = bearer or request.cookies.get(ACCESS_COOKIE)
     if not token:
         raise InvalidAccessToken()
-    user, session_id = await auth_service.authenticate(uow, c, access_token=token)
+    principal, session_id = await auth_service.authenticate(c, access_token=token)
     if bearer is None and request.method not in SAFE_METHODS:
         presented = request.headers.get(CSRF_HEADER, "")
         if session_id is None or not c.tokens.check_csrf(session_id, presented):
             raise CsrfFailed()
-    request.state.user_id = user.id
     request.state.session_id = session_id
+    bind_actor(request, principal.id)
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+async def current_account(principal: CurrentUser, uow: UnitOfWorkDep) -> User:
+    """The caller's account itself, in the request's unit of work, for the routes
+    that read or change more of it than its id and role."""
+    user = await user_repository.get_by_id(uow.session, principal.id)
+    if user is None:  # deleted or deactivated since the token was checked
+        raise InvalidAccessToken()
     return user
 
 
-CurrentUser = Annotated[User, Depends(current_user)]
+CurrentAccount = Annotated[User, Depends(current_account)]
 
 
 async def optional_user(
     request: Request,
-    uow: UnitOfWorkDep,
     c: ContainerDep,
     bearer: Annotated[str | None, Depends(bearer_token)],
-) -> User | None:
+) -> Principal | None:
     """The caller on routes open to anyone; credentials, when sent, must be valid."""
     if not bearer and ACCESS_COOKIE not in request.cookies:
         return None
-    return await current_user(request, uow, c, bearer)
+    return await current_user(request, c, bearer)
 
 
-OptionalUser = Annotated[User | None, Depends(optional_user)]
+OptionalUser = Annotated[Principal | None, Depends(optional_user)]
 
 
-def require(permission: Permission) -> Callable[[User], Awaitable[User]]:
-    async def check(user: CurrentUser) -> User:
-        if not user.can(permission):
+def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
+    async def check(principal: CurrentUser) -> Principal:
+        if not principal.can(permission):
             raise Forbidden(f"This needs the '{permission.value}' permission.")
-        return user
+        return principal
 
     return check
 
 
-StaffUser = Annotated[User, Depends(require(Permission.USERS_READ))]
-AdminUser = Annotated[User, Depends(require(Permission.USERS_MANAGE))]
+StaffUser = Annotated[Principal, Depends(require(Permission.USERS_READ))]
+AdminUser = Annotated[Principal, Depends(require(Permission.USERS_MANAGE))]

@@ -28,7 +28,7 @@ from orderdesk.core.ids import new_id
 from orderdesk.core.security import InvalidToken, hash_token, new_opaque_token, password_weakness
 from orderdesk.core.uow import UnitOfWork
 from orderdesk.users import repository as user_repository
-from orderdesk.users.models import Role, User
+from orderdesk.users.models import Principal, Role, User
 from orderdesk.users.schemas import UserCreate
 
 
@@ -158,7 +158,7 @@ async def rotate_refresh_token(
     return await _issue(uow, c, user=user, family_id=stored.family_id, expires_at=stored.expires_at)
 
 
-async def sign_out(uow: UnitOfWork, *, user: User, refresh_token: str) -> None:
+async def sign_out(uow: UnitOfWork, *, user: Principal, refresh_token: str) -> None:
     """Revoke the session a refresh token belongs to. Tokens of other users, or
     unknown ones, are ignored, so the answer reveals nothing about them."""
     stored = await token_repository.get_refresh_token(uow.session, hash_token(refresh_token))
@@ -176,20 +176,21 @@ async def end_all_sessions(uow: UnitOfWork, *, user: User) -> None:
     await token_repository.revoke_all_for_user(uow.session, user.id, now=uow.now())
 
 
-async def authenticate(
-    uow: UnitOfWork, c: Container, *, access_token: str
-) -> tuple[User, UUID | None]:
-    """The user an access token speaks for, checked against the database so that
-    deactivation, deletion and password changes take effect at once."""
+async def authenticate(c: Container, *, access_token: str) -> tuple[Principal, UUID | None]:
+    """Who an access token speaks for, checked against the database so that
+    deactivation, deletion and password changes take effect at once. Runs on its
+    own short connection, outside the request's unit of work (a GET needs none)."""
     try:
         claims = c.tokens.decode_access_token(access_token)
     except InvalidToken as exc:
         raise InvalidAccessToken() from exc
-    user = await user_repository.get_by_id(uow.session, claims.user_id)
-    if user is None or not user.can_sign_in or user.token_version != claims.token_version:
+    async with c.database.current_state() as connection:
+        principal = await user_repository.principal_for(
+            connection, claims.user_id, token_version=claims.token_version
+        )
+    if principal is None:
         raise InvalidAccessToken()
-    uow.actor_id = user.id
-    return user, claims.session_id
+    return principal, claims.session_id
 
 
 async def send_email_verification(uow: UnitOfWork, *, user: User) -> None:

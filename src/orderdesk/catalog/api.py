@@ -21,10 +21,10 @@ from orderdesk.core.errors import UnsupportedMediaType
 from orderdesk.core.money import MAX_AMOUNT, CurrencyCode
 from orderdesk.core.pagination import DEFAULT_LIMIT, Page
 from orderdesk.core.versioning import etag, expected_version, optional_expected_version
-from orderdesk.users.models import Permission, User
+from orderdesk.users.models import Permission, Principal
 
 router = APIRouter(prefix="/products", tags=["catalog"])
-CatalogManager = Annotated[User, Depends(require(Permission.CATALOG_MANAGE))]
+CatalogManager = Annotated[Principal, Depends(require(Permission.CATALOG_MANAGE))]
 ExpectedVersion = Annotated[int, Depends(expected_version)]
 Price = Annotated[int | None, Query(ge=0, le=MAX_AMOUNT)]
 

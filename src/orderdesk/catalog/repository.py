@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -25,13 +25,6 @@ _SORT_COLUMNS: dict[ProductSort, Any] = {
 async def get_by_id(session: AsyncSession, product_id: UUID) -> Product | None:
     product = await session.get(Product, product_id)
     return None if product is None or product.is_deleted else product
-
-
-async def get_many(session: AsyncSession, product_ids: Iterable[UUID]) -> dict[UUID, Product]:
-    statement = select(Product).where(
-        col(Product.id).in_(list(product_ids)), col(Product.deleted_at).is_(None)
-    )
-    return {product.id: product for product in (await session.exec(statement)).all()}
 
 
 async def list_page(
@@ -79,21 +72,62 @@ def sort_key(product: Product, sort: ProductSort) -> Any:
     }[sort]
 
 
-async def reserve_stock(session: AsyncSession, product_id: UUID, quantity: int) -> bool:
-    """Take `quantity` units if, at this instant, that many are on hand: one
-    conditional UPDATE, so concurrent orders can never oversell."""
-    statement = (
-        sa.update(Product)
-        .where(
-            col(Product.id) == product_id,
-            col(Product.stock) >= quantity,
-            col(Product.is_active).is_(True),
-            col(Product.deleted_at).is_(None),
+_products = Product.__table__  # type: ignore[attr-defined]
+
+
+async def reserve_all(
+    session: AsyncSession, wanted: Mapping[UUID, int]
+) -> dict[UUID, sa.Row[*tuple[Any, ...]]]:
+    """Take the wanted units of each product that is for sale and has them on hand,
+    in one conditional UPDATE, so concurrent orders can never oversell; return each
+    reserved product's price snapshot (`sku`, `name`, `price_amount`, `currency`).
+
+    A product missing from the result was unknown, not for sale or short: the caller
+    must then roll back, as the others were reserved. On PostgreSQL the rows are
+    locked first in id order, so two orders for the same products cannot deadlock.
+    """
+    quantity = sa.case(dict(wanted), value=_products.c.id)
+    targets: Any = _products.c.id.in_(list(wanted))
+    if session.get_bind().dialect.name == "postgresql":
+        locked = (
+            sa.select(_products.c.id)
+            .where(targets)
+            .order_by(_products.c.id)
+            .with_for_update()
+            .cte("locked")
         )
-        .values(stock=col(Product.stock) - quantity, version=col(Product.version) + 1)
-        .execution_options(synchronize_session=False)
+        targets = _products.c.id.in_(sa.select(locked.c.id))
+    statement = (
+        sa.update(_products)
+        .where(
+            targets,
+            _products.c.stock >= quantity,
+            _products.c.is_active.is_(True),
+            _products.c.deleted_at.is_(None),
+        )
+        .values(stock=_products.c.stock - quantity, version=_products.c.version + 1)
+        .returning(
+            _products.c.id,
+            _products.c.sku,
+            _products.c.name,
+            _products.c.price_amount,
+            _products.c.currency,
+        )
     )
-    return (await session.exec(statement)).rowcount == 1
+    rows = (await session.exec(statement)).all()
+    return {row.id: row for row in rows}
+
+
+async def stock_levels(
+    session: AsyncSession, product_ids: Iterable[UUID]
+) -> dict[UUID, tuple[int, str]]:
+    """`(stock, currency)` of the listed products that exist and are for sale."""
+    statement = select(Product.id, Product.stock, Product.currency).where(
+        col(Product.id).in_(list(product_ids)),
+        col(Product.is_active).is_(True),
+        col(Product.deleted_at).is_(None),
+    )
+    return {pid: (stock, currency) for pid, stock, currency in (await session.exec(statement))}
 
 
 async def release_stock(session: AsyncSession, product_id: UUID, quantity: int) -> None:

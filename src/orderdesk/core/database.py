@@ -3,7 +3,10 @@
 One factory knows what each backend needs. SQLite gets WAL, a busy timeout and
 foreign keys, and write transactions that take the write lock up front
 (`BEGIN IMMEDIATE`) so concurrent writers queue instead of failing to upgrade a
-read lock. PostgreSQL gets a bounded, pre-pinged pool.
+read lock. PostgreSQL gets a bounded pool without pre-ping: a ping costs three
+round trips on every checkout, and a connection that died while pooled instead
+fails one request with a 503 and is discarded with the rest of its pool (see
+`core.errors`).
 """
 
 from __future__ import annotations
@@ -16,12 +19,20 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.core.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+# Execution option: this SQLite connection only reads, so its transactions need not
+# take the write lock.
+DEFERRED_BEGIN = "orderdesk_deferred_begin"
 
 
 def create_engine(url: str, settings: Settings, *, read_only: bool = False) -> AsyncEngine:
@@ -32,7 +43,6 @@ def create_engine(url: str, settings: Settings, *, read_only: bool = False) -> A
         echo=settings.database_echo,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
-        pool_pre_ping=True,
         pool_recycle=1800,
     )
 
@@ -60,7 +70,8 @@ def _sqlite_engine(url: str, settings: Settings, *, read_only: bool) -> AsyncEng
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql(begin)
+        deferred = connection.get_execution_options().get(DEFERRED_BEGIN, False)
+        connection.exec_driver_sql("BEGIN" if deferred else begin)
 
     return engine
 
@@ -103,6 +114,23 @@ class Database:
         # an explicit rollback would expire them instead.
         async with self.read_sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def current_state(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for a few single-statement reads of the primary's committed
+        state, outside any transaction: who is calling, what a request just wrote.
+
+        Hot GETs use it instead of a unit of work: no session, no BEGIN/COMMIT
+        round trips. Each statement sees its own snapshot, so a read that must be
+        consistent across rows is one statement. On SQLite it is the read engine
+        (SQLAlchemy's AUTOCOMMIT would reset the driver's transaction mode on
+        return), a deferred BEGIN that takes no write lock.
+        """
+        async with self.engine.connect() as connection:
+            if self.engine.dialect.name == "sqlite":
+                yield await connection.execution_options(**{DEFERRED_BEGIN: True})
+            else:
+                yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
     async def ping(self) -> None:
         # Through the read engine: on SQLite the primary's transactions begin with

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import Depends, Query, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -25,7 +26,18 @@ ContainerDep = Annotated[Container, Depends(get_container)]
 
 async def get_unit_of_work(request: Request, c: ContainerDep) -> AsyncIterator[UnitOfWork]:
     async with unit_of_work(c.database, clock=c.clock, request_id=request.state.request_id) as uow:
+        uow.actor_id = getattr(request.state, "user_id", None)
+        request.state.unit_of_work = uow
         yield uow
+
+
+def bind_actor(request: Request, user_id: UUID) -> None:
+    """Record who the request acts for: in the access log, and as the author of
+    what its unit of work writes (whichever of the two dependencies ran first)."""
+    request.state.user_id = user_id
+    uow: UnitOfWork | None = getattr(request.state, "unit_of_work", None)
+    if uow is not None:
+        uow.actor_id = user_id
 
 
 # scope="function": the transaction commits (or rolls back) when the route returns,

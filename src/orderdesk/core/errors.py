@@ -11,8 +11,10 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -179,8 +181,28 @@ def internal_error_response() -> Response:
     )
 
 
+async def _database_error(_: Request, exc: Exception) -> Response:
+    """A pooled connection found dead (the database restarted, a proxy dropped it):
+    SQLAlchemy has already discarded it and the pool's older connections, so a
+    retry gets a fresh one. Anything else from the driver is a bug (a 500)."""
+    assert isinstance(exc, DBAPIError)
+    if not exc.connection_invalidated:
+        raise exc
+    structlog.get_logger(__name__).warning(
+        "database_connection_lost", error=type(exc.orig).__name__
+    )
+    return problem_response(
+        status=HTTPStatus.SERVICE_UNAVAILABLE,
+        code=ServiceUnavailable.code,
+        title=ServiceUnavailable.title,
+        detail="The connection to the database was lost; retry the request.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 

@@ -21,11 +21,12 @@ from uuid import UUID
 import sqlalchemy as sa
 from fastapi import Header
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, col, select
 from starlette.responses import Response
 
 from orderdesk.core.errors import Conflict, DomainError, InvalidInput
+from orderdesk.core.ids import new_id
 from orderdesk.core.models import Entity, UTCDateTime
 from orderdesk.core.uow import UnitOfWork
 
@@ -44,6 +45,9 @@ class IdempotencyRecord(Entity, table=True):
     response_body: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+
+
+_keys = IdempotencyRecord.__table__  # type: ignore[attr-defined]
 
 
 class IdempotencyKeyReused(InvalidInput):
@@ -94,35 +98,52 @@ async def run_once(
     action: Callable[[], Awaitable[BaseModel]],
 ) -> Response:
     """Run `action` once per (owner, key); later calls replay its stored response."""
-    now = uow.now()
-    record = IdempotencyRecord(
-        owner_id=owner_id,
-        key=key,
-        fingerprint=request_fingerprint,
-        created_at=now,
-        expires_at=now + ttl,
+    claim = await _claim(
+        uow, owner_id=owner_id, key=key, request_fingerprint=request_fingerprint, ttl=ttl
     )
-    claimed = await _claim(uow, record)
-    if not claimed:
+    if claim is None:
         return await _replay(uow, owner_id=owner_id, key=key, fp=request_fingerprint)
     result = await action()
     body = result.model_dump_json().encode()
-    record.status_code = status_code
-    record.response_body = body
-    await uow.flush()
+    await uow.session.exec(
+        sa.update(_keys)
+        .where(_keys.c.id == claim)
+        .values(status_code=status_code, response_body=body)
+    )
     return Response(body, status_code=status_code, media_type="application/json")
 
 
-async def _claim(uow: UnitOfWork, record: IdempotencyRecord) -> bool:
-    if not await _lock_key(uow, owner_id=record.owner_id, key=record.key):
+async def _claim(
+    uow: UnitOfWork, *, owner_id: UUID, key: str, request_fingerprint: str, ttl: timedelta
+) -> UUID | None:
+    """Insert the key's row, or take over an expired one, in one statement that cannot
+    fail on a duplicate (so no savepoint). Returns the row's id, or None when a live
+    row already holds the key: a retry to replay, or a conflicting request."""
+    if not await _lock_key(uow, owner_id=owner_id, key=key):
         raise IdempotencyKeyInFlight()
-    await _forget_expired(uow, owner_id=record.owner_id, key=record.key)
-    try:
-        async with uow.session.begin_nested():
-            uow.session.add(record)
-    except IntegrityError:
-        return False
-    return True
+    now = uow.now()
+    fresh = {
+        "fingerprint": request_fingerprint,
+        "status_code": None,
+        "response_body": None,
+        "created_at": now,
+        "expires_at": now + ttl,
+    }
+    insert = (
+        postgresql.insert if uow.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    )
+    statement = (
+        insert(_keys)
+        .values(id=new_id(), owner_id=owner_id, key=key, **fresh)
+        .on_conflict_do_update(
+            index_elements=[_keys.c.owner_id, _keys.c.key],
+            set_=fresh,
+            where=_keys.c.expires_at <= now,
+        )
+        .returning(_keys.c.id)
+    )
+    claimed: UUID | None = (await uow.session.exec(statement)).scalar_one_or_none()
+    return claimed
 
 
 async def _lock_key(uow: UnitOfWork, *, owner_id: UUID, key: str) -> bool:
@@ -135,16 +156,6 @@ async def _lock_key(uow: UnitOfWork, *, owner_id: UUID, key: str) -> bool:
     lock_id = int.from_bytes(digest[:8], "big", signed=True)
     statement = select(sa.func.pg_try_advisory_xact_lock(lock_id))
     return bool((await uow.session.exec(statement)).one())
-
-
-async def _forget_expired(uow: UnitOfWork, *, owner_id: UUID, key: str) -> None:
-    await uow.session.exec(
-        sa.delete(IdempotencyRecord).where(
-            col(IdempotencyRecord.owner_id) == owner_id,
-            col(IdempotencyRecord.key) == key,
-            col(IdempotencyRecord.expires_at) <= uow.now(),
-        )
-    )
 
 
 async def _replay(uow: UnitOfWork, *, owner_id: UUID, key: str, fp: str) -> Response:

@@ -11,10 +11,10 @@ from orderdesk.core.outbox import EventStatus
 from orderdesk.core.pagination import DEFAULT_LIMIT, Page
 from orderdesk.jobs import service as job_service
 from orderdesk.jobs.schemas import EventPublic
-from orderdesk.users.models import Permission, User
+from orderdesk.users.models import Permission, Principal
 
 router = APIRouter(prefix="/admin/events", tags=["admin"])
-Admin = Annotated[User, Depends(require(Permission.EVENTS_MANAGE))]
+Admin = Annotated[Principal, Depends(require(Permission.EVENTS_MANAGE))]
 
 
 @router.get("")

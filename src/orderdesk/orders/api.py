@@ -15,10 +15,10 @@ from orderdesk.core.pagination import DEFAULT_LIMIT, Page
 from orderdesk.orders import service as order_service
 from orderdesk.orders.models import OrderStatus
 from orderdesk.orders.schemas import OrderCreate, OrderFilter, OrderPublic
-from orderdesk.users.models import Permission, User
+from orderdesk.users.models import Permission, Principal
 
 router = APIRouter(prefix="/orders", tags=["orders"])
-OrderManager = Annotated[User, Depends(require(Permission.ORDERS_MANAGE))]
+OrderManager = Annotated[Principal, Depends(require(Permission.ORDERS_MANAGE))]
 IdempotencyKey = Annotated[str, Depends(idempotency.idempotency_key)]
 
 
@@ -71,8 +71,10 @@ async def list_orders(
 
 
 @router.get("/{order_id}")
-async def read_order(order_id: UUID, viewer: CurrentUser, uow: UnitOfWorkDep) -> OrderPublic:
-    return await order_service.get_order(uow.session, order_id=order_id, viewer=viewer)
+async def read_order(order_id: UUID, viewer: CurrentUser, c: ContainerDep) -> OrderPublic:
+    # No unit of work: one statement on a connection outside any transaction.
+    async with c.database.current_state() as connection:
+        return await order_service.get_order(connection, order_id=order_id, viewer=viewer)
 
 
 @router.post("/{order_id}/cancel")

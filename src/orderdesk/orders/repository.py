@@ -3,17 +3,53 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.orders.models import Order, OrderLine, OrderStatus
 from orderdesk.orders.schemas import OrderFilter
 
+_orders = Order.__table__  # type: ignore[attr-defined]
+_lines = OrderLine.__table__  # type: ignore[attr-defined]
+# An order and its lines in one statement (one row per line; one row with NULL line
+# columns for an order without lines): one round trip and one snapshot.
+_ORDER_WITH_LINES = (
+    sa.select(
+        _orders.c.id,
+        _orders.c.status,
+        _orders.c.user_id,
+        _orders.c.currency,
+        _orders.c.total_amount,
+        _orders.c.version,
+        _orders.c.created_at,
+        _orders.c.updated_at,
+        _lines.c.product_id,
+        _lines.c.sku,
+        _lines.c.name,
+        _lines.c.unit_price_amount,
+        _lines.c.quantity,
+        _lines.c.line_total_amount,
+    )
+    .select_from(_orders.outerjoin(_lines, _lines.c.order_id == _orders.c.id))
+    .order_by(_lines.c.position)
+)
+
 
 async def get_by_id(session: AsyncSession, order_id: UUID) -> Order | None:
     return await session.get(Order, order_id)
+
+
+async def order_with_lines(
+    connection: AsyncConnection, order_id: UUID
+) -> Sequence[sa.Row[*tuple[Any, ...]]]:
+    """Rows of the order joined with its lines, in line order; none if it does not exist."""
+    result = await connection.execute(_ORDER_WITH_LINES.where(_orders.c.id == order_id))
+    return result.all()
 
 
 async def lines_for(

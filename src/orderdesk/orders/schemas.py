@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field
+from sqlalchemy import Row
 
 from orderdesk.core.money import Money
 from orderdesk.core.schemas import StrictModel
@@ -55,6 +57,34 @@ class OrderPublic(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Row[*tuple[Any, ...]]]) -> OrderPublic:
+        """From `orders.repository.order_with_lines`: the order's columns repeated on
+        every row, a line's on each (NULL for an order without lines)."""
+        head = rows[0]
+        currency = head.currency
+        return cls(
+            id=head.id,
+            status=head.status,
+            lines=[
+                OrderLinePublic(
+                    product_id=row.product_id,
+                    sku=row.sku,
+                    name=row.name,
+                    unit_price=Money(amount=row.unit_price_amount, currency=currency),
+                    quantity=row.quantity,
+                    line_total=Money(amount=row.line_total_amount, currency=currency),
+                )
+                for row in rows
+                if row.product_id is not None
+            ],
+            total=Money(amount=head.total_amount, currency=currency),
+            user_id=head.user_id,
+            version=head.version,
+            created_at=head.created_at,
+            updated_at=head.updated_at,
+        )
 
     @classmethod
     def from_order(cls, order: Order, lines: list[OrderLine]) -> OrderPublic:

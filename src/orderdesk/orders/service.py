@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.catalog import repository as product_repository
-from orderdesk.catalog.models import Product
 from orderdesk.core import audit, outbox
 from orderdesk.core.pagination import Page, decode_id_cursor, encode_cursor
 from orderdesk.core.uow import UnitOfWork
@@ -24,33 +25,23 @@ from orderdesk.orders.errors import (
 )
 from orderdesk.orders.models import Order, OrderLine, OrderStatus, can_transition
 from orderdesk.orders.schemas import OrderCreate, OrderFilter, OrderPublic
-from orderdesk.users.models import Permission, User
+from orderdesk.users.models import Permission, Principal
 
 EXPIRY_BATCH_SIZE = 500
 
 
-async def place_order(uow: UnitOfWork, *, customer: User, data: OrderCreate) -> OrderPublic:
+async def place_order(uow: UnitOfWork, *, customer: Principal, data: OrderCreate) -> OrderPublic:
     """Price the lines from the catalog and reserve their stock, all or nothing."""
     wanted = {line.product_id: line.quantity for line in data.lines}
     if len(wanted) != len(data.lines):
         raise DuplicateProduct()
-    products = await product_repository.get_many(uow.session, wanted)
-    unknown = [pid for pid in wanted if pid not in products or not products[pid].is_active]
-    if unknown:
-        raise UnknownProducts(unknown)
-    if len({product.currency for product in products.values()}) > 1:
+    reserved = await product_repository.reserve_all(uow.session, wanted)
+    if len(reserved) < len(wanted):  # the unit of work rolls the reservation back
+        await _refuse(uow, wanted, reserved)
+    if len({product.currency for product in reserved.values()}) > 1:
         raise MixedCurrencies()
-    _refuse_shortages({pid: products[pid].stock for pid in wanted}, wanted)
 
-    # Fixed order of row locks, so two orders for the same products cannot deadlock.
-    short = {}
-    for product_id in sorted(wanted):
-        if not await product_repository.reserve_stock(uow.session, product_id, wanted[product_id]):
-            short[product_id] = 0
-    if short:  # lost a race since the read above; the transaction rolls back
-        _refuse_shortages(short, wanted)
-
-    order, lines = _new_order(customer, data, products)
+    order, lines = _new_order(customer, data, reserved)
     uow.session.add(order)
     uow.session.add_all(lines)
     await uow.flush()
@@ -65,18 +56,28 @@ async def place_order(uow: UnitOfWork, *, customer: User, data: OrderCreate) -> 
     return OrderPublic.from_order(order, lines)
 
 
-def _refuse_shortages(on_hand: dict[UUID, int], wanted: dict[UUID, int]) -> None:
-    shortages = [
-        {"product_id": str(pid), "requested": wanted[pid], "available": max(stock, 0)}
-        for pid, stock in on_hand.items()
-        if stock < wanted[pid]
-    ]
-    if shortages:
-        raise InsufficientStock(shortages)
+async def _refuse(
+    uow: UnitOfWork, wanted: dict[UUID, int], reserved: Mapping[UUID, Any]
+) -> NoReturn:
+    """Say why a reservation fell short: unknown products first, then mixed
+    currencies, then each short product with what it has on hand."""
+    on_sale = await product_repository.stock_levels(uow.session, wanted)
+    unknown = [pid for pid in wanted if pid not in on_sale]
+    if unknown:
+        raise UnknownProducts(unknown)
+    if len({currency for _, currency in on_sale.values()}) > 1:
+        raise MixedCurrencies()
+    raise InsufficientStock(
+        [
+            {"product_id": str(pid), "requested": wanted[pid], "available": max(stock, 0)}
+            for pid, (stock, _) in on_sale.items()
+            if pid not in reserved
+        ]
+    )
 
 
 def _new_order(
-    customer: User, data: OrderCreate, products: dict[UUID, Product]
+    customer: Principal, data: OrderCreate, products: Mapping[UUID, Any]
 ) -> tuple[Order, list[OrderLine]]:
     currency = next(iter(products.values())).currency
     order = Order(user_id=customer.id, currency=currency, total_amount=0)
@@ -87,7 +88,7 @@ def _new_order(
             OrderLine(
                 order_id=order.id,
                 position=position,
-                product_id=product.id,
+                product_id=requested.product_id,
                 sku=product.sku,
                 name=product.name,
                 unit_price_amount=product.price_amount,
@@ -99,23 +100,32 @@ def _new_order(
     return order, lines
 
 
-async def get_order(session: AsyncSession, *, order_id: UUID, viewer: User) -> OrderPublic:
-    order = await _visible_order(session, order_id=order_id, viewer=viewer)
-    lines = await order_repository.lines_for(session, [order.id])
-    return OrderPublic.from_order(order, lines.get(order.id, []))
+async def get_order(
+    connection: AsyncConnection, *, order_id: UUID, viewer: Principal
+) -> OrderPublic:
+    """Someone else's order is "not found", never "forbidden", so its existence is
+    not confirmed."""
+    rows = await order_repository.order_with_lines(connection, order_id)
+    if not rows or (rows[0].user_id != viewer.id and not viewer.can(Permission.ORDERS_READ_ALL)):
+        raise OrderNotFound()
+    return OrderPublic.from_rows(rows)
 
 
 async def order_snapshot(session: AsyncSession, order_id: UUID) -> dict[str, Any]:
     """The order as the API shows it, as JSON-ready data (for events and webhooks)."""
-    order = await order_repository.get_by_id(session, order_id)
-    if order is None:
+    rows = await order_repository.order_with_lines(await session.connection(), order_id)
+    if not rows:
         raise OrderNotFound()
-    lines = await order_repository.lines_for(session, [order_id])
-    return OrderPublic.from_order(order, lines.get(order_id, [])).model_dump(mode="json")
+    return OrderPublic.from_rows(rows).model_dump(mode="json")
 
 
 async def list_orders(
-    session: AsyncSession, *, viewer: User, filters: OrderFilter, limit: int, cursor: str | None
+    session: AsyncSession,
+    *,
+    viewer: Principal,
+    filters: OrderFilter,
+    limit: int,
+    cursor: str | None,
 ) -> Page[OrderPublic]:
     if not viewer.can(Permission.ORDERS_READ_ALL):
         filters = filters.model_copy(update={"user_id": viewer.id})
@@ -129,7 +139,7 @@ async def list_orders(
     return Page(items=items, next_cursor=encode_cursor({"id": str(page[-1].id)}) if more else None)
 
 
-async def cancel_order(uow: UnitOfWork, *, order_id: UUID, actor: User) -> OrderPublic:
+async def cancel_order(uow: UnitOfWork, *, order_id: UUID, actor: Principal) -> OrderPublic:
     """Cancel an unpaid order and return its stock, exactly once."""
     order = await _visible_order(uow.session, order_id=order_id, viewer=actor)
     lines = await _cancel(uow, order, reason="by_user")
@@ -185,7 +195,7 @@ async def _transition(
     )
 
 
-async def _visible_order(session: AsyncSession, *, order_id: UUID, viewer: User) -> Order:
+async def _visible_order(session: AsyncSession, *, order_id: UUID, viewer: Principal) -> Order:
     """Load an order the viewer may see; someone else's is "not found", never
     "forbidden", so its existence is not confirmed."""
     order = await order_repository.get_by_id(session, order_id)

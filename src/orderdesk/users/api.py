@@ -4,7 +4,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, status
 
-from orderdesk.auth.dependencies import AdminUser, CurrentUser, StaffUser
+from orderdesk.auth.dependencies import AdminUser, CurrentAccount, StaffUser
 from orderdesk.core.deps import ContainerDep, Cursor, Limit, ReadSessionDep, UnitOfWorkDep
 from orderdesk.core.pagination import DEFAULT_LIMIT, Page
 from orderdesk.users import service as user_service
@@ -15,19 +15,19 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get("/me")
-async def read_me(user: CurrentUser) -> UserPublic:
+async def read_me(user: CurrentAccount) -> UserPublic:
     return UserPublic.from_user(user)
 
 
 @router.patch("/me")
 async def update_me(
-    data: UserSelfUpdate, user: CurrentUser, uow: UnitOfWorkDep, c: ContainerDep
+    data: UserSelfUpdate, user: CurrentAccount, uow: UnitOfWorkDep, c: ContainerDep
 ) -> UserPublic:
     return await user_service.update_profile(uow, c, user=user, data=data)
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_me(user: CurrentUser, uow: UnitOfWorkDep) -> None:
+async def delete_me(user: CurrentAccount, uow: UnitOfWorkDep) -> None:
     await user_service.delete_account(uow, user=user)
 
 

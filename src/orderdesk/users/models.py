@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlmodel import Field
@@ -40,6 +42,18 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: _STAFF_PERMISSIONS
     | {Permission.USERS_MANAGE, Permission.EVENTS_MANAGE, Permission.WEBHOOKS_MANAGE},
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts for: all that authorisation needs, without loading the
+    account. Routes that change the account load the `User` itself."""
+
+    id: UUID
+    role: Role
+
+    def can(self, permission: Permission) -> bool:
+        return permission in ROLE_PERMISSIONS[self.role]
 
 
 class User(SoftDeletable, table=True):

@@ -4,10 +4,28 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orderdesk.users.models import Role, User
+from orderdesk.users.models import Principal, Role, User
+
+_users = User.__table__  # type: ignore[attr-defined]
+# What every authenticated request reads: three columns of one row, no password hash.
+_PRINCIPAL_COLUMNS = select(_users.c.id, _users.c.role, _users.c.token_version).where(
+    _users.c.is_active, _users.c.deleted_at.is_(None)
+)
+
+
+async def principal_for(
+    connection: AsyncConnection, user_id: UUID, *, token_version: int
+) -> Principal | None:
+    """The account an access token names, if it may still act: active, not deleted,
+    and its tokens not revoked since this one was issued."""
+    row = (await connection.execute(_PRINCIPAL_COLUMNS.where(_users.c.id == user_id))).first()
+    if row is None or row.token_version != token_version:
+        return None
+    return Principal(id=row.id, role=Role(row.role))
 
 
 async def get_by_id(

@@ -19,7 +19,7 @@ from orderdesk.users.errors import (
     UserNotFound,
     WrongCurrentPassword,
 )
-from orderdesk.users.models import Role, User
+from orderdesk.users.models import Principal, Role, User
 from orderdesk.users.schemas import UserAdminUpdate, UserPublic, UserSelfUpdate
 
 
@@ -62,7 +62,7 @@ async def list_users(
 
 
 async def update_user(
-    uow: UnitOfWork, *, actor: User, user_id: UUID, data: UserAdminUpdate
+    uow: UnitOfWork, *, actor: Principal, user_id: UUID, data: UserAdminUpdate
 ) -> UserPublic:
     user = await user_repository.get_by_id(uow.session, user_id)
     if user is None:

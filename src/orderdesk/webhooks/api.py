@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, status
 from orderdesk.auth.dependencies import require
 from orderdesk.core.deps import ContainerDep, Cursor, Limit, UnitOfWorkDep
 from orderdesk.core.pagination import DEFAULT_LIMIT, Page
-from orderdesk.users.models import Permission, User
+from orderdesk.users.models import Permission, Principal
 from orderdesk.webhooks import service as webhook_service
 from orderdesk.webhooks.schemas import (
     DeliveryPublic,
@@ -18,7 +18,7 @@ from orderdesk.webhooks.schemas import (
 )
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
-Admin = Annotated[User, Depends(require(Permission.WEBHOOKS_MANAGE))]
+Admin = Annotated[Principal, Depends(require(Permission.WEBHOOKS_MANAGE))]
 
 
 @router.get("")

@@ -1,0 +1,104 @@
+"""A pooled PostgreSQL connection that died while idle (the database restarted, a
+proxy dropped it): the pool does not ping before every checkout, so the request that
+finds the dead connection answers 503 with `Retry-After`, SQLAlchemy discards the
+pool's connections, and the next request works. SQLite has no connections to lose."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from orderdesk.core.container import Container
+from tests.conftest import DatabaseFactory
+from tests.integration.catalog_fixtures import (
+    API,
+    create_product,
+    customer,
+    live_app,
+    place_order,
+    post_order,
+    staff_headers,
+)
+from tests.services import POSTGRES_ADMIN_URL
+
+POOL_SIZE = 3
+
+
+@pytest.fixture
+async def postgres_url(backend: str, database_factory: DatabaseFactory) -> str:
+    if backend != "postgresql":
+        pytest.skip("SQLite opens a file: there is no server connection to lose")
+    return await database_factory.create_migrated(backend)
+
+
+@pytest.fixture
+async def app(postgres_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Container]]:
+    async with live_app(postgres_url, pool_size=POOL_SIZE) as pair:
+        yield pair
+
+
+async def _kill_pooled_connections(database_url: str) -> int:
+    """What a database restart does to the app's idle pooled connections."""
+    name = make_url(database_url).database
+    admin = create_async_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            result = await connection.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            return int(result.scalar_one())
+    finally:
+        await admin.dispose()
+
+
+async def test_a_read_on_a_dead_connection_is_a_503_and_the_next_one_works(
+    app: tuple[httpx.AsyncClient, Container], postgres_url: str
+) -> None:
+    client, container = app
+    staff = await staff_headers(client, container)
+    _, shopper = await customer(client)
+    mug = await create_product(client, staff, stock=10)
+    order = await place_order(client, shopper, (mug["id"], 1))
+    assert await _kill_pooled_connections(postgres_url) >= 1
+
+    lost = await client.get(f"{API}/orders/{order['id']}", headers=shopper)
+    again = await client.get(f"{API}/orders/{order['id']}", headers=shopper)
+
+    assert lost.status_code == 503, lost.text
+    assert lost.headers["Retry-After"] == "1"
+    assert lost.headers["content-type"] == "application/problem+json"
+    assert lost.json()["code"] == "service_unavailable"
+    assert "terminat" not in lost.text.lower()  # no driver message reaches the client
+    assert again.status_code == 200, again.text
+    assert again.json() == order
+
+
+async def test_an_order_interrupted_by_a_dead_connection_can_be_retried_with_its_key(
+    app: tuple[httpx.AsyncClient, Container], postgres_url: str
+) -> None:
+    client, container = app
+    staff = await staff_headers(client, container)
+    _, shopper = await customer(client)
+    mug = await create_product(client, staff, stock=10)
+    body = {"lines": [{"product_id": mug["id"], "quantity": 2}]}
+    assert await _kill_pooled_connections(postgres_url) >= 1
+
+    lost = await post_order(client, shopper, body, key="retry-me")
+    retried = await post_order(client, shopper, body, key="retry-me")
+    replayed = await post_order(client, shopper, body, key="retry-me")
+
+    assert lost.status_code == 503, lost.text
+    assert retried.status_code == 201, retried.text
+    assert replayed.status_code == 201
+    assert replayed.content == retried.content
+    product = await client.get(f"{API}/products/{mug['id']}")
+    assert product.json()["stock"] == 10 - 2  # reserved once, by the retry
