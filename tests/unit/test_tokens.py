@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from uuid import uuid4
 
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from orderdesk.core import security
 from orderdesk.core.security import InvalidToken, TokenCodec
 from orderdesk.core.settings import Settings
 from tests.conftest import TEST_SECRET, make_settings
@@ -306,3 +308,50 @@ def test_a_csrf_token_made_with_another_secret_key_is_refused(codec: TokenCodec)
 
 def test_an_empty_csrf_token_is_refused(codec: TokenCodec) -> None:
     assert not codec.check_csrf(uuid4(), "")
+
+
+# --- the cache of verified tokens --------------------------------------------------
+
+
+def test_a_token_is_verified_once_and_then_served_from_the_cache(
+    codec: TokenCodec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = issue(codec)
+    first = codec.decode_access_token(token)
+    calls: list[str] = []
+    decode = jwt.decode
+
+    def counting_decode(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[0])
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(security.jwt, "decode", counting_decode)
+    again = codec.decode_access_token(token)
+    other = codec.decode_access_token(issue(codec))
+
+    assert again == first
+    assert len(calls) == 1  # only the new token went through PyJWT
+    assert other.jti != first.jti
+
+
+def test_a_cached_token_is_refused_once_it_expires(
+    codec: TokenCodec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = issue(codec)
+    claims = codec.decode_access_token(token)
+    expired = claims.expires_at.timestamp() + security.LEEWAY_SECONDS + 1
+
+    monkeypatch.setattr(security, "time", SimpleNamespace(time=lambda: expired))
+
+    with pytest.raises(InvalidToken):
+        codec.decode_access_token(token)
+
+
+def test_a_refused_token_is_refused_every_time(codec: TokenCodec) -> None:
+    token = issue(codec)
+    header, payload, signature = token.split(".")
+    forged = f"{header}.{payload}.{signature[:-4]}AAAA"
+
+    for _ in range(2):
+        with pytest.raises(InvalidToken):
+            codec.decode_access_token(forged)

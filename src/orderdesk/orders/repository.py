@@ -17,7 +17,8 @@ from orderdesk.orders.schemas import OrderFilter
 _orders = Order.__table__  # type: ignore[attr-defined]
 _lines = OrderLine.__table__  # type: ignore[attr-defined]
 # An order and its lines in one statement (one row per line; one row with NULL line
-# columns for an order without lines): one round trip and one snapshot.
+# columns for an order without lines): one round trip and one snapshot. Built once,
+# so SQLAlchemy need not derive its cache key on every read.
 _ORDER_WITH_LINES = (
     sa.select(
         _orders.c.id,
@@ -36,6 +37,7 @@ _ORDER_WITH_LINES = (
         _lines.c.line_total_amount,
     )
     .select_from(_orders.outerjoin(_lines, _lines.c.order_id == _orders.c.id))
+    .where(_orders.c.id == sa.bindparam("order_id"))
     .order_by(_lines.c.position)
 )
 
@@ -48,7 +50,7 @@ async def order_with_lines(
     connection: AsyncConnection, order_id: UUID
 ) -> Sequence[sa.Row[*tuple[Any, ...]]]:
     """Rows of the order joined with its lines, in line order; none if it does not exist."""
-    result = await connection.execute(_ORDER_WITH_LINES.where(_orders.c.id == order_id))
+    result = await connection.execute(_ORDER_WITH_LINES, {"order_id": order_id})
     return result.all()
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
+import sqlalchemy as sa
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
@@ -12,8 +13,9 @@ from orderdesk.users.models import Principal, Role, User
 
 _users = User.__table__  # type: ignore[attr-defined]
 # What every authenticated request reads: three columns of one row, no password hash.
-_PRINCIPAL_COLUMNS = select(_users.c.id, _users.c.role, _users.c.token_version).where(
-    _users.c.is_active, _users.c.deleted_at.is_(None)
+# Built once: a statement made per call costs SQLAlchemy a cache key each time.
+_PRINCIPAL = sa.select(_users.c.id, _users.c.role, _users.c.token_version).where(
+    _users.c.id == sa.bindparam("user_id"), _users.c.is_active, _users.c.deleted_at.is_(None)
 )
 
 
@@ -22,7 +24,7 @@ async def principal_for(
 ) -> Principal | None:
     """The account an access token names, if it may still act: active, not deleted,
     and its tokens not revoked since this one was issued."""
-    row = (await connection.execute(_PRINCIPAL_COLUMNS.where(_users.c.id == user_id))).first()
+    row = (await connection.execute(_PRINCIPAL, {"user_id": user_id})).first()
     if row is None or row.token_version != token_version:
         return None
     return Principal(id=row.id, role=Role(row.role))
