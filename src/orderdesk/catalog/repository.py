@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -145,37 +144,92 @@ async def existing_skus(session: AsyncSession, skus: Sequence[str]) -> set[str]:
     return set((await session.exec(statement)).all())
 
 
-async def upsert_by_sku(
-    session: AsyncSession, rows: Sequence[dict[str, Any]], *, now: datetime, actor: UUID | None
-) -> None:
-    """Insert or update many products in one statement. A soft-deleted product with
-    the same SKU is brought back, since the SKU stays reserved for it."""
+# Imported columns; on a conflict, the SKU's product takes the new values and is
+# brought back if it was soft-deleted (the SKU stays reserved for it).
+_IMPORT_COLUMNS = (
+    "id",
+    "sku",
+    "name",
+    "description",
+    "price_amount",
+    "currency",
+    "stock",
+    "is_active",
+    "created_at",
+    "updated_at",
+    "created_by",
+    "updated_by",
+    "version",
+)
+_MERGE_IMPORTED = """
+WITH merged AS (
+    INSERT INTO products (id, sku, name, description, price_amount, currency, stock,
+                          is_active, created_at, updated_at, created_by, updated_by, version)
+    SELECT id, sku, name, description, price_amount, currency, stock,
+           is_active, created_at, updated_at, created_by, updated_by, version
+    FROM product_import
+    ON CONFLICT (sku) DO UPDATE SET
+        name = excluded.name, description = excluded.description,
+        price_amount = excluded.price_amount, currency = excluded.currency,
+        stock = excluded.stock, is_active = excluded.is_active, deleted_at = NULL,
+        updated_at = excluded.updated_at, updated_by = excluded.updated_by,
+        version = products.version + 1
+    RETURNING xmax = 0 AS created
+)
+SELECT count(*) FILTER (WHERE created) FROM merged"""
+
+
+async def upsert_by_sku(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert or update many products by SKU (`rows` hold `_IMPORT_COLUMNS`; no SKU
+    twice). Returns how many were created.
+
+    PostgreSQL: the rows are `COPY`-ed into a temporary table and merged with one
+    `INSERT … SELECT … ON CONFLICT`, which also counts the inserted rows (`xmax = 0`
+    marks a row this statement inserted rather than updated). SQLite: one statement
+    run by the driver's `executemany`, after a query for the SKUs that exist."""
     if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # A Core statement executed with many parameter sets, no ORM bookkeeping. The
-    # RETURNING clause makes SQLAlchemy batch the rows into multi-row VALUES
-    # ("insertmanyvalues") instead of one round trip per row.
-    table = Product.__table__  # type: ignore[attr-defined]
-    statement = insert(table)
-    excluded = statement.excluded
+        return 0
+    if session.get_bind().dialect.name == "postgresql":
+        return await _merge_by_copy(session, rows)
+    existing = await existing_skus(session, [row["sku"] for row in rows])
+    statement = sqlite.insert(_products)
     statement = statement.on_conflict_do_update(
-        index_elements=[table.c.sku],
+        index_elements=[_products.c.sku],
         set_={
-            "name": excluded.name,
-            "description": excluded.description,
-            "price_amount": excluded.price_amount,
-            "currency": excluded.currency,
-            "stock": excluded.stock,
-            "is_active": excluded.is_active,
+            "name": statement.excluded.name,
+            "description": statement.excluded.description,
+            "price_amount": statement.excluded.price_amount,
+            "currency": statement.excluded.currency,
+            "stock": statement.excluded.stock,
+            "is_active": statement.excluded.is_active,
             "deleted_at": None,
-            "updated_at": now,
-            "updated_by": actor,
-            "version": table.c.version + 1,
+            "updated_at": statement.excluded.updated_at,
+            "updated_by": statement.excluded.updated_by,
+            "version": _products.c.version + 1,
         },
     )
-    await session.exec(statement.returning(table.c.id), params=rows)
+    # No RETURNING: SQLAlchemy hands the parameter sets to sqlite3's executemany.
+    await session.exec(statement, params=rows)
+    return sum(1 for row in rows if row["sku"] not in existing)
+
+
+async def _merge_by_copy(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
+    # Statements through SQLAlchemy (they begin the unit of work's transaction, which
+    # the driver would otherwise not be in yet); only the COPY through the driver.
+    connection = await session.connection()
+    await connection.exec_driver_sql(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS product_import"
+        " (LIKE products INCLUDING DEFAULTS) ON COMMIT DROP"
+    )
+    await connection.exec_driver_sql("TRUNCATE product_import")
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    await driver.copy_records_to_table(
+        "product_import",
+        records=[tuple(row[name] for name in _IMPORT_COLUMNS) for row in rows],
+        columns=list(_IMPORT_COLUMNS),
+    )
+    return int((await connection.exec_driver_sql(_MERGE_IMPORTED)).scalar_one())
 
 
 def _escape_like(text: str) -> str:

@@ -126,10 +126,8 @@ async def import_products(
     created = 0
     for start in range(0, len(products), IMPORT_BATCH_SIZE):
         batch = products[start : start + IMPORT_BATCH_SIZE]
-        existing = await product_repository.existing_skus(uow.session, [p.sku for p in batch])
-        created += sum(1 for p in batch if p.sku not in existing)
         rows = [_import_row(p, now=now, actor=uow.actor_id) for p in batch]
-        await product_repository.upsert_by_sku(uow.session, rows, now=now, actor=uow.actor_id)
+        created += await product_repository.upsert_by_sku(uow.session, rows)
         if on_batch is not None:
             on_batch(len(batch))
     result = ImportResult(rows=len(products), created=created, updated=len(products) - created)
