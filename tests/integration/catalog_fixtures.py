@@ -290,7 +290,7 @@ async def rolled_back_database(engine: AsyncEngine) -> AsyncIterator[Database]:
 
 @asynccontextmanager
 async def live_app(
-    database_url: str, *, pool_size: int = 5
+    database_url: str, *, pool_size: int = 5, **settings: Any
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Container]]:
     """The app over ASGI with the production container (connection pool, no shared
     test transaction), so concurrent requests really run concurrently on the database.
@@ -299,11 +299,15 @@ async def live_app(
     The pool is small (other work may share the PostgreSQL server's connection limit;
     requests beyond it queue for a connection) and logs are JSON, whose plain
     tracebacks render in milliseconds where the console format's take seconds."""
-    settings = make_settings(
-        database_url, database_pool_size=pool_size, database_max_overflow=0, log_format="json"
+    app_settings = make_settings(
+        database_url,
+        database_pool_size=pool_size,
+        database_max_overflow=0,
+        log_format="json",
+        **settings,
     )
-    container = Container.from_settings(settings)
-    app = create_app(settings, container=container)
+    container = Container.from_settings(app_settings)
+    app = create_app(app_settings, container=container)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     try:
         async with httpx.AsyncClient(

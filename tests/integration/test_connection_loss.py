@@ -1,7 +1,11 @@
-"""A pooled PostgreSQL connection that died while idle (the database restarted, a
-proxy dropped it): the pool does not ping before every checkout, so the request that
-finds the dead connection answers 503 with `Retry-After`, SQLAlchemy discards the
-pool's connections, and the next request works. SQLite has no connections to lose."""
+"""The database connection pool under trouble, on PostgreSQL (SQLite has no
+connections to lose or run out of).
+
+A pooled connection that died while idle (the database restarted, a proxy dropped
+it): the pool does not ping before every checkout, so the request that finds the
+dead connection answers 503 with `Retry-After`, SQLAlchemy discards the pool's
+connections, and the next request works. A pool whose connections all stay busy
+past the pool timeout answers 503 too, instead of a 500."""
 
 from __future__ import annotations
 
@@ -102,3 +106,22 @@ async def test_an_order_interrupted_by_a_dead_connection_can_be_retried_with_its
     assert replayed.content == retried.content
     product = await client.get(f"{API}/products/{mug['id']}")
     assert product.json()["stock"] == 10 - 2  # reserved once, by the retry
+
+
+async def test_a_request_that_cannot_get_a_connection_in_time_is_a_503(
+    postgres_url: str,
+) -> None:
+    async with live_app(postgres_url, pool_size=1, database_pool_timeout_seconds=0.2) as (
+        client,
+        container,
+    ):
+        staff = await staff_headers(client, container)
+        async with container.database.engine.connect() as hog:
+            await hog.execute(sa.text("SELECT 1"))  # holds the pool's only connection
+            busy = await client.get(f"{API}/users/me", headers=staff)
+        free = await client.get(f"{API}/users/me", headers=staff)
+
+    assert busy.status_code == 503, busy.text
+    assert busy.headers["Retry-After"] == "1"
+    assert busy.json()["code"] == "service_unavailable"
+    assert free.status_code == 200, free.text

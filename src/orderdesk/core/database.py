@@ -43,6 +43,7 @@ def create_engine(url: str, settings: Settings, *, read_only: bool = False) -> A
         echo=settings.database_echo,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_seconds,
         pool_recycle=1800,
     )
 

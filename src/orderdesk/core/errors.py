@@ -15,6 +15,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -200,9 +201,23 @@ async def _database_error(_: Request, exc: Exception) -> Response:
     )
 
 
+async def _pool_timeout(_: Request, exc: Exception) -> Response:
+    """Every pooled connection stayed busy for the whole pool timeout: overloaded,
+    not broken; the client may retry shortly."""
+    structlog.get_logger(__name__).warning("database_pool_exhausted")
+    return problem_response(
+        status=HTTPStatus.SERVICE_UNAVAILABLE,
+        code=ServiceUnavailable.code,
+        title=ServiceUnavailable.title,
+        detail="The server is busy; retry the request.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeout, _pool_timeout)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 

@@ -38,8 +38,13 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./orderdesk.db"
     database_read_url: str | None = None
-    database_pool_size: int = Field(default=10, ge=1)
-    database_max_overflow: int = Field(default=10, ge=0)
+    # Overflow connections are closed when they are returned, so a steady load above
+    # the pool size would open a new connection per request: size the pool for the
+    # steady load (requests hold a connection only while they query) and let bursts
+    # queue for one, up to the timeout (then 503).
+    database_pool_size: int = Field(default=20, ge=1)
+    database_max_overflow: int = Field(default=0, ge=0)
+    database_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     database_echo: bool = False
 
     redis_url: str | None = None
