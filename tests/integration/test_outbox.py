@@ -260,7 +260,11 @@ async def place_then_abort(c: Container, customer: User, product_id: UUID) -> li
                 uow, customer=customer, data=order_of(product_id)
             )
             placed.append(order.id)
-            pending.extend(obj for obj in uow.session.new if isinstance(obj, OutboxEvent))
+            await uow.flush()  # outbox rows are written at the flush, inside this transaction
+            written = await uow.session.exec(
+                select(OutboxEvent).where(OutboxEvent.topic == "order.placed")
+            )
+            pending.extend(e for e in written if e.payload.get("order_id") == str(order.id))
             raise Abort
 
     with pytest.raises(Abort):

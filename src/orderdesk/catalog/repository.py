@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -74,6 +74,36 @@ def sort_key(product: Product, sort: ProductSort) -> Any:
 _products = Product.__table__  # type: ignore[attr-defined]
 
 
+# PostgreSQL: one static statement whatever the number of lines (the wanted ids and
+# quantities travel as two arrays), the rows locked in id order before the update.
+_RESERVE_POSTGRES = (
+    sa.text(
+        """
+WITH wanted AS (
+    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:quantities AS integer[])) AS w(id, quantity)
+), locked AS (
+    SELECT p.id FROM products p JOIN wanted w ON w.id = p.id ORDER BY p.id FOR UPDATE OF p
+)
+UPDATE products p SET stock = p.stock - w.quantity, version = p.version + 1
+FROM wanted w
+WHERE w.id = p.id AND p.id IN (SELECT id FROM locked)
+  AND p.stock >= w.quantity AND p.is_active AND p.deleted_at IS NULL
+RETURNING p.id, p.sku, p.name, p.price_amount, p.currency"""
+    )
+    .bindparams(
+        sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid())),
+        sa.bindparam("quantities", type_=postgresql.ARRAY(sa.Integer())),
+    )
+    .columns(
+        id=sa.Uuid(),
+        sku=sa.String(),
+        name=sa.String(),
+        price_amount=sa.BigInteger(),
+        currency=sa.String(),
+    )
+)
+
+
 async def reserve_all(
     session: AsyncSession, wanted: Mapping[UUID, int]
 ) -> dict[UUID, sa.Row[*tuple[Any, ...]]]:
@@ -83,23 +113,18 @@ async def reserve_all(
 
     A product missing from the result was unknown, not for sale or short: the caller
     must then roll back, as the others were reserved. On PostgreSQL the rows are
-    locked first in id order, so two orders for the same products cannot deadlock.
+    locked first in id order, so two orders for the same products cannot deadlock;
+    SQLite serialises writers anyway.
     """
-    quantity = sa.case(dict(wanted), value=_products.c.id)
-    targets: Any = _products.c.id.in_(list(wanted))
     if session.get_bind().dialect.name == "postgresql":
-        locked = (
-            sa.select(_products.c.id)
-            .where(targets)
-            .order_by(_products.c.id)
-            .with_for_update()
-            .cte("locked")
-        )
-        targets = _products.c.id.in_(sa.select(locked.c.id))
+        params = {"ids": list(wanted), "quantities": list(wanted.values())}
+        connection = await session.connection()
+        return {row.id: row for row in await connection.execute(_RESERVE_POSTGRES, params)}
+    quantity = sa.case(dict(wanted), value=_products.c.id)
     statement = (
         sa.update(_products)
         .where(
-            targets,
+            _products.c.id.in_(list(wanted)),
             _products.c.stock >= quantity,
             _products.c.is_active.is_(True),
             _products.c.deleted_at.is_(None),

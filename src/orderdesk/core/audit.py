@@ -10,6 +10,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlmodel import Field
 
+from orderdesk.core.ids import new_id
 from orderdesk.core.models import Entity, UTCDateTime
 from orderdesk.core.uow import UnitOfWork
 
@@ -26,6 +27,9 @@ class AuditLog(Entity, table=True):
     request_id: str | None = Field(default=None, max_length=128)
 
 
+_audit_log = AuditLog.__table__  # type: ignore[attr-defined]
+
+
 def record(
     uow: UnitOfWork,
     *,
@@ -35,14 +39,16 @@ def record(
     changes: dict[str, Any] | None = None,
     actor_id: UUID | None = None,
 ) -> None:
-    uow.session.add(
-        AuditLog(
-            occurred_at=uow.now(),
-            actor_id=actor_id or uow.actor_id,
-            action=action,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            changes=changes or {},
-            request_id=uow.request_id,
-        )
+    uow.stage(
+        _audit_log,
+        {
+            "id": new_id(),
+            "occurred_at": uow.now(),
+            "actor_id": actor_id or uow.actor_id,
+            "action": action,
+            "entity_type": entity_type,
+            "entity_id": entity_id,
+            "changes": changes or {},
+            "request_id": uow.request_id,
+        },
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ from fastapi import Header
 from pydantic import BaseModel
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 from starlette.responses import Response
 
 from orderdesk.core.errors import Conflict, DomainError, InvalidInput
@@ -87,6 +88,48 @@ def fingerprint(method: str, path: str, body: BaseModel) -> str:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
 
 
+def _claim_statement(insert: Callable[[sa.Table], Any]) -> Any:
+    """Insert the key's row, or take over an expired one (`excluded` is the new row),
+    returning its id; no row back when a live row holds the key. Built once per
+    dialect, with bind parameters, so SQLAlchemy derives no cache key per request."""
+    statement = insert(_keys).values(
+        id=sa.bindparam("id"),
+        owner_id=sa.bindparam("owner_id"),
+        key=sa.bindparam("key"),
+        fingerprint=sa.bindparam("fingerprint"),
+        status_code=None,
+        response_body=None,
+        created_at=sa.bindparam("now"),
+        expires_at=sa.bindparam("expires_at"),
+    )
+    new = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[_keys.c.owner_id, _keys.c.key],
+        set_={
+            "fingerprint": new.fingerprint,
+            "status_code": None,
+            "response_body": None,
+            "created_at": new.created_at,
+            "expires_at": new.expires_at,
+        },
+        where=_keys.c.expires_at <= new.created_at,
+    ).returning(_keys.c.id)
+
+
+_CLAIM = {
+    "postgresql": _claim_statement(postgresql.insert),
+    "sqlite": _claim_statement(sqlite.insert),
+}
+_TRY_LOCK: SelectOfScalar[bool] = select(
+    sa.func.pg_try_advisory_xact_lock(sa.bindparam("lock_id", type_=sa.BigInteger))
+)
+_STORE_RESPONSE = (
+    sa.update(_keys)
+    .where(_keys.c.id == sa.bindparam("claim"))
+    .values(status_code=sa.bindparam("status_code"), response_body=sa.bindparam("body"))
+)
+
+
 async def run_once(
     uow: UnitOfWork,
     *,
@@ -106,9 +149,7 @@ async def run_once(
     result = await action()
     body = result.model_dump_json().encode()
     await uow.session.exec(
-        sa.update(_keys)
-        .where(_keys.c.id == claim)
-        .values(status_code=status_code, response_body=body)
+        _STORE_RESPONSE, params={"claim": claim, "status_code": status_code, "body": body}
     )
     return Response(body, status_code=status_code, media_type="application/json")
 
@@ -116,46 +157,36 @@ async def run_once(
 async def _claim(
     uow: UnitOfWork, *, owner_id: UUID, key: str, request_fingerprint: str, ttl: timedelta
 ) -> UUID | None:
-    """Insert the key's row, or take over an expired one, in one statement that cannot
-    fail on a duplicate (so no savepoint). Returns the row's id, or None when a live
-    row already holds the key: a retry to replay, or a conflicting request."""
-    if not await _lock_key(uow, owner_id=owner_id, key=key):
+    """Claim the key in one statement that cannot fail on a duplicate (so no
+    savepoint). Returns the claimed row's id, or None when a live row already holds
+    the key: a retry to replay, or a conflicting request."""
+    dialect = uow.session.get_bind().dialect.name
+    if not await _lock_key(uow, dialect, owner_id=owner_id, key=key):
         raise IdempotencyKeyInFlight()
     now = uow.now()
-    fresh = {
+    params = {
+        "id": new_id(),
+        "owner_id": owner_id,
+        "key": key,
         "fingerprint": request_fingerprint,
-        "status_code": None,
-        "response_body": None,
-        "created_at": now,
+        "now": now,
         "expires_at": now + ttl,
     }
-    insert = (
-        postgresql.insert if uow.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    )
-    statement = (
-        insert(_keys)
-        .values(id=new_id(), owner_id=owner_id, key=key, **fresh)
-        .on_conflict_do_update(
-            index_elements=[_keys.c.owner_id, _keys.c.key],
-            set_=fresh,
-            where=_keys.c.expires_at <= now,
-        )
-        .returning(_keys.c.id)
-    )
-    claimed: UUID | None = (await uow.session.exec(statement)).scalar_one_or_none()
+    claimed: UUID | None = (
+        await uow.session.exec(_CLAIM[dialect], params=params)
+    ).scalar_one_or_none()
     return claimed
 
 
-async def _lock_key(uow: UnitOfWork, *, owner_id: UUID, key: str) -> bool:
+async def _lock_key(uow: UnitOfWork, dialect: str, *, owner_id: UUID, key: str) -> bool:
     """On PostgreSQL, a transaction-scoped advisory lock on the key tells a duplicate
     that arrives while the first request is still running to back off (409) instead
     of queueing behind it. SQLite's write transactions are already serialised."""
-    if uow.session.get_bind().dialect.name != "postgresql":
+    if dialect != "postgresql":
         return True
     digest = hashlib.sha256(owner_id.bytes + key.encode()).digest()
     lock_id = int.from_bytes(digest[:8], "big", signed=True)
-    statement = select(sa.func.pg_try_advisory_xact_lock(lock_id))
-    return bool((await uow.session.exec(statement)).one())
+    return bool((await uow.session.exec(_TRY_LOCK, params={"lock_id": lock_id})).one())
 
 
 async def _replay(uow: UnitOfWork, *, owner_id: UUID, key: str, fp: str) -> Response:

@@ -21,6 +21,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlmodel import Field
 
+from orderdesk.core.ids import new_id
 from orderdesk.core.models import Entity, UTCDateTime
 
 if TYPE_CHECKING:
@@ -59,6 +60,9 @@ class OutboxEvent(Entity, table=True):
     request_id: str | None = Field(default=None, max_length=128)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+_events = OutboxEvent.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,15 +128,22 @@ def emit(uow: UnitOfWork, topic: str, payload: dict[str, Any]) -> int:
     now = uow.now()
     specs = _BY_TOPIC.get(topic, [])
     for spec in specs:
-        uow.session.add(
-            OutboxEvent(
-                topic=topic,
-                handler=spec.name,
-                payload=payload,
-                available_at=now,
-                created_at=now,
-                request_id=uow.request_id,
-            )
+        uow.stage(
+            _events,
+            {
+                "id": new_id(),
+                "topic": topic,
+                "handler": spec.name,
+                "payload": payload,
+                "status": EventStatus.PENDING,
+                "attempts": 0,
+                "available_at": now,
+                "lease_expires_at": None,
+                "last_error": None,
+                "request_id": uow.request_id,
+                "created_at": now,
+                "completed_at": None,
+            },
         )
     return len(specs)
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -31,6 +32,8 @@ class UnitOfWork:
     clock: Clock = field(default_factory=SystemClock)
     actor_id: UUID | None = None
     request_id: str | None = None
+    # Rows of append-only records (audit log, outbox) waiting for the next flush.
+    _staged: dict[sa.Table, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.session.info["uow"] = self
@@ -38,19 +41,31 @@ class UnitOfWork:
     def now(self) -> datetime:
         return self.clock.now()
 
+    def stage(self, table: sa.Table, row: dict[str, Any]) -> None:
+        """Queue a row that is written once and never read back in this unit of work
+        (an audit entry, an outbox event): written at the next flush or commit with
+        one multi-row INSERT per table, without an ORM object per row. Rolled back
+        with everything else."""
+        self._staged.setdefault(table, []).append(row)
+
     async def flush(self) -> None:
         try:
             await self.session.flush()
         except StaleDataError as exc:
             raise ConcurrentUpdate() from exc
+        staged, self._staged = self._staged, {}
+        for table, rows in staged.items():
+            await self.session.exec(sa.insert(table), params=rows)
 
     async def commit(self) -> None:
+        await self.flush()
         try:
             await self.session.commit()
         except StaleDataError as exc:
             raise ConcurrentUpdate() from exc
 
     async def rollback(self) -> None:
+        self._staged.clear()
         await self.session.rollback()
 
 

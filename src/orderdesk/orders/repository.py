@@ -46,6 +46,15 @@ async def get_by_id(session: AsyncSession, order_id: UUID) -> Order | None:
     return await session.get(Order, order_id)
 
 
+async def insert_order(
+    session: AsyncSession, order: dict[str, Any], lines: Sequence[dict[str, Any]]
+) -> None:
+    """Write a new order and its lines with two Core INSERTs (the lines as one
+    multi-row statement): an order is written once, so ORM bookkeeping buys nothing."""
+    await session.exec(sa.insert(_orders), params=order)
+    await session.exec(sa.insert(_lines), params=lines)
+
+
 async def order_with_lines(
     connection: AsyncConnection, order_id: UUID
 ) -> Sequence[sa.Row[*tuple[Any, ...]]]:

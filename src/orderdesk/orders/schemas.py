@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -37,7 +37,7 @@ class OrderLinePublic(BaseModel):
     line_total: Money
 
     @classmethod
-    def from_line(cls, line: OrderLine, currency: str) -> OrderLinePublic:
+    def from_line(cls, line: Any, currency: str) -> OrderLinePublic:
         return cls(
             product_id=line.product_id,
             sku=line.sku,
@@ -59,45 +59,30 @@ class OrderPublic(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Row[*tuple[Any, ...]]]) -> OrderPublic:
-        """From `orders.repository.order_with_lines`: the order's columns repeated on
-        every row, a line's on each (NULL for an order without lines)."""
-        head = rows[0]
-        currency = head.currency
-        return cls(
-            id=head.id,
-            status=head.status,
-            lines=[
-                OrderLinePublic(
-                    product_id=row.product_id,
-                    sku=row.sku,
-                    name=row.name,
-                    unit_price=Money(amount=row.unit_price_amount, currency=currency),
-                    quantity=row.quantity,
-                    line_total=Money(amount=row.line_total_amount, currency=currency),
-                )
-                for row in rows
-                if row.product_id is not None
-            ],
-            total=Money(amount=head.total_amount, currency=currency),
-            user_id=head.user_id,
-            version=head.version,
-            created_at=head.created_at,
-            updated_at=head.updated_at,
-        )
-
-    @classmethod
-    def from_order(cls, order: Order, lines: list[OrderLine]) -> OrderPublic:
+    def build(cls, order: Any, lines: Iterable[Any]) -> OrderPublic:
+        """From anything with the `orders` and `order_lines` column names as
+        attributes: entities, result rows, or the values of a new order."""
+        currency = order.currency
         return cls(
             id=order.id,
             status=order.status,
-            lines=[OrderLinePublic.from_line(line, order.currency) for line in lines],
-            total=Money(amount=order.total_amount, currency=order.currency),
+            lines=[OrderLinePublic.from_line(line, currency) for line in lines],
+            total=Money(amount=order.total_amount, currency=currency),
             user_id=order.user_id,
             version=order.version,
             created_at=order.created_at,
             updated_at=order.updated_at,
         )
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Row[*tuple[Any, ...]]]) -> OrderPublic:
+        """From `orders.repository.order_with_lines`: the order's columns repeated on
+        every row, a line's on each (NULL for an order without lines)."""
+        return cls.build(rows[0], (row for row in rows if row.product_id is not None))
+
+    @classmethod
+    def from_order(cls, order: Order, lines: list[OrderLine]) -> OrderPublic:
+        return cls.build(order, lines)
 
 
 class OrderFilter(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any, NoReturn
 from uuid import UUID
 
@@ -12,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.catalog import repository as product_repository
 from orderdesk.core import audit, outbox
+from orderdesk.core.ids import new_id
 from orderdesk.core.pagination import Page, decode_id_cursor, encode_cursor
 from orderdesk.core.uow import UnitOfWork
 from orderdesk.orders import repository as order_repository
@@ -41,19 +43,17 @@ async def place_order(uow: UnitOfWork, *, customer: Principal, data: OrderCreate
     if len({product.currency for product in reserved.values()}) > 1:
         raise MixedCurrencies()
 
-    order, lines = _new_order(customer, data, reserved)
-    uow.session.add(order)
-    uow.session.add_all(lines)
-    await uow.flush()
-    outbox.emit(uow, "order.placed", {"order_id": str(order.id)})
+    order, lines = _new_order(uow, customer, data, reserved)
+    await order_repository.insert_order(uow.session, order, lines)
+    outbox.emit(uow, "order.placed", {"order_id": str(order["id"])})
     audit.record(
         uow,
         action="order.placed",
         entity_type="order",
-        entity_id=order.id,
-        changes={"total": order.total_amount, "currency": order.currency},
+        entity_id=order["id"],
+        changes={"total": order["total_amount"], "currency": order["currency"]},
     )
-    return OrderPublic.from_order(order, lines)
+    return OrderPublic.build(SimpleNamespace(**order), (SimpleNamespace(**line) for line in lines))
 
 
 async def _refuse(
@@ -77,26 +77,39 @@ async def _refuse(
 
 
 def _new_order(
-    customer: Principal, data: OrderCreate, products: Mapping[UUID, Any]
-) -> tuple[Order, list[OrderLine]]:
-    currency = next(iter(products.values())).currency
-    order = Order(user_id=customer.id, currency=currency, total_amount=0)
+    uow: UnitOfWork, customer: Principal, data: OrderCreate, products: Mapping[UUID, Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The rows of a new order and its lines, priced from the reserved products."""
+    order_id = new_id()
     lines = []
     for position, requested in enumerate(data.lines):
         product = products[requested.product_id]
         lines.append(
-            OrderLine(
-                order_id=order.id,
-                position=position,
-                product_id=requested.product_id,
-                sku=product.sku,
-                name=product.name,
-                unit_price_amount=product.price_amount,
-                quantity=requested.quantity,
-                line_total_amount=product.price_amount * requested.quantity,
-            )
+            {
+                "id": new_id(),
+                "order_id": order_id,
+                "position": position,
+                "product_id": requested.product_id,
+                "sku": product.sku,
+                "name": product.name,
+                "unit_price_amount": product.price_amount,
+                "quantity": requested.quantity,
+                "line_total_amount": product.price_amount * requested.quantity,
+            }
         )
-    order.total_amount = sum(line.line_total_amount for line in lines)
+    now = uow.now()
+    order = {
+        "id": order_id,
+        "user_id": customer.id,
+        "status": OrderStatus.PENDING_PAYMENT,
+        "currency": next(iter(products.values())).currency,
+        "total_amount": sum(line["line_total_amount"] for line in lines),
+        "created_at": now,
+        "updated_at": now,
+        "created_by": uow.actor_id,
+        "updated_by": uow.actor_id,
+        "version": 1,
+    }
     return order, lines
 
 
