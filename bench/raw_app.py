@@ -28,7 +28,7 @@ orderdesk's SQLAlchemy pool sends nothing on return either.
 Settings come from the environment: `ORDERDESK_DATABASE_URL` (a SQLAlchemy URL or
 a plain `postgresql://` DSN), `ORDERDESK_SECRET_KEY`, `ORDERDESK_JWT_ISSUER`,
 `ORDERDESK_JWT_AUDIENCE`, and `BENCH_RAW_POOL_SIZE` (default 20, the most
-connections one orderdesk worker's pool opens: 10 + 10 overflow).
+connections one orderdesk worker's pool opens: 20, no overflow).
 
 Run: `.venv/bin/python bench/raw_app.py --port 8001 [--workers N]`.
 """

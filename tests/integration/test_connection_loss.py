@@ -10,6 +10,8 @@ past the pool timeout answers 503 too, instead of a 500."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +19,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from orderdesk.core.container import Container
 from tests.conftest import DatabaseFactory
 from tests.integration.catalog_fixtures import (
     API,
@@ -40,10 +41,21 @@ async def postgres_url(backend: str, database_factory: DatabaseFactory) -> str:
     return await database_factory.create_migrated(backend)
 
 
+@dataclass(frozen=True)
+class Shop:
+    client: httpx.AsyncClient
+    shopper: dict[str, str]
+    mug: dict[str, Any]
+
+
 @pytest.fixture
-async def app(postgres_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Container]]:
-    async with live_app(postgres_url, pool_size=POOL_SIZE) as pair:
-        yield pair
+async def shop(postgres_url: str) -> AsyncIterator[Shop]:
+    """The app on its own pool, a customer and a product with 10 in stock."""
+    async with live_app(postgres_url, pool_size=POOL_SIZE) as (client, container):
+        staff = await staff_headers(client, container)
+        _, shopper = await customer(client)
+        mug = await create_product(client, staff, stock=10)
+        yield Shop(client, shopper, mug)
 
 
 async def _kill_pooled_connections(database_url: str) -> int:
@@ -65,13 +77,10 @@ async def _kill_pooled_connections(database_url: str) -> int:
 
 
 async def test_a_read_on_a_dead_connection_is_a_503_and_the_next_one_works(
-    app: tuple[httpx.AsyncClient, Container], postgres_url: str
+    shop: Shop, postgres_url: str
 ) -> None:
-    client, container = app
-    staff = await staff_headers(client, container)
-    _, shopper = await customer(client)
-    mug = await create_product(client, staff, stock=10)
-    order = await place_order(client, shopper, (mug["id"], 1))
+    client, shopper = shop.client, shop.shopper
+    order = await place_order(client, shopper, (shop.mug["id"], 1))
     assert await _kill_pooled_connections(postgres_url) >= 1
 
     lost = await client.get(f"{API}/orders/{order['id']}", headers=shopper)
@@ -87,13 +96,10 @@ async def test_a_read_on_a_dead_connection_is_a_503_and_the_next_one_works(
 
 
 async def test_an_order_interrupted_by_a_dead_connection_can_be_retried_with_its_key(
-    app: tuple[httpx.AsyncClient, Container], postgres_url: str
+    shop: Shop, postgres_url: str
 ) -> None:
-    client, container = app
-    staff = await staff_headers(client, container)
-    _, shopper = await customer(client)
-    mug = await create_product(client, staff, stock=10)
-    body = {"lines": [{"product_id": mug["id"], "quantity": 2}]}
+    client, shopper = shop.client, shop.shopper
+    body = {"lines": [{"product_id": shop.mug["id"], "quantity": 2}]}
     assert await _kill_pooled_connections(postgres_url) >= 1
 
     lost = await post_order(client, shopper, body, key="retry-me")
@@ -104,7 +110,7 @@ async def test_an_order_interrupted_by_a_dead_connection_can_be_retried_with_its
     assert retried.status_code == 201, retried.text
     assert replayed.status_code == 201
     assert replayed.content == retried.content
-    product = await client.get(f"{API}/products/{mug['id']}")
+    product = await client.get(f"{API}/products/{shop.mug['id']}")
     assert product.json()["stock"] == 10 - 2  # reserved once, by the retry
 
 

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 PROBLEM_JSON = "application/problem+json"
+_log = structlog.get_logger(__name__)
 
 
 class DomainError(Exception):
@@ -128,6 +129,10 @@ def _dotted(loc: Sequence[str | int]) -> str:
 
 async def _domain_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
+    return _render(exc)
+
+
+def _render(exc: DomainError) -> Response:
     return problem_response(
         status=exc.status,
         code=exc.code,
@@ -182,6 +187,10 @@ def internal_error_response() -> Response:
     )
 
 
+# Overload or a lost connection, not a bug: the client may retry shortly.
+_RETRY_SOON = {"Retry-After": "1"}
+
+
 async def _database_error(_: Request, exc: Exception) -> Response:
     """A pooled connection found dead (the database restarted, a proxy dropped it):
     SQLAlchemy has already discarded it and the pool's older connections, so a
@@ -189,28 +198,16 @@ async def _database_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, DBAPIError)
     if not exc.connection_invalidated:
         raise exc
-    structlog.get_logger(__name__).warning(
-        "database_connection_lost", error=type(exc.orig).__name__
-    )
-    return problem_response(
-        status=HTTPStatus.SERVICE_UNAVAILABLE,
-        code=ServiceUnavailable.code,
-        title=ServiceUnavailable.title,
-        detail="The connection to the database was lost; retry the request.",
-        headers={"Retry-After": "1"},
-    )
+    _log.warning("database_connection_lost", error=type(exc.orig).__name__)
+    detail = "The connection to the database was lost; retry the request."
+    return _render(ServiceUnavailable(detail, headers=_RETRY_SOON))
 
 
 async def _pool_timeout(_: Request, exc: Exception) -> Response:
-    """Every pooled connection stayed busy for the whole pool timeout: overloaded,
-    not broken; the client may retry shortly."""
-    structlog.get_logger(__name__).warning("database_pool_exhausted")
-    return problem_response(
-        status=HTTPStatus.SERVICE_UNAVAILABLE,
-        code=ServiceUnavailable.code,
-        title=ServiceUnavailable.title,
-        detail="The server is busy; retry the request.",
-        headers={"Retry-After": "1"},
+    """Every pooled connection stayed busy for the whole pool timeout."""
+    _log.warning("database_pool_exhausted")
+    return _render(
+        ServiceUnavailable("The server is busy; retry the request.", headers=_RETRY_SOON)
     )
 
 
