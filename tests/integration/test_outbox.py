@@ -84,6 +84,19 @@ async def second_subscriber(c: Container, payload: dict[str, Any], ctx: EventCon
     RUNS.append(("test.fanout.second", payload["token"], ctx.attempt))
 
 
+OBSERVED_TOPIC = "test.observed"
+OBSERVED: dict[str, tuple[int, int, datetime | None]] = {}
+
+
+@handles(OBSERVED_TOPIC, name="test.observed")
+async def looks_at_its_row(c: Container, payload: dict[str, Any], ctx: EventContext) -> None:
+    """Records (its attempt, the row's attempts, the row's lease) while it runs."""
+    async with c.database.sessions() as session:
+        row = await session.get(OutboxEvent, ctx.event_id)
+        assert row is not None
+        OBSERVED[payload["token"]] = (ctx.attempt, row.attempts, row.lease_expires_at)
+
+
 # --- helpers ---------------------------------------------------------------------------
 
 
@@ -315,7 +328,7 @@ async def test_claim_batch_leases_a_due_event(container: Container) -> None:
     assert event_id in claimed
     assert event.status is EventStatus.RUNNING
     assert event.lease_expires_at == now + LEASE
-    assert event.attempts == 1
+    assert event.attempts == 0  # a lease is not an attempt: running the handler is
 
 
 async def test_claim_batch_skips_an_event_that_is_not_yet_available(container: Container) -> None:
@@ -350,7 +363,7 @@ async def test_a_leased_event_is_not_handed_out_again_while_its_lease_runs(
     again = await claim(container, now=now + LEASE - timedelta(seconds=1))
 
     assert event_id not in again
-    assert (await stored_event(container, event_id)).attempts == 1
+    assert (await stored_event(container, event_id)).status is EventStatus.RUNNING
 
 
 async def test_an_event_whose_lease_expired_is_leased_again(container: Container) -> None:
@@ -364,7 +377,7 @@ async def test_an_event_whose_lease_expired_is_leased_again(container: Container
     event = await stored_event(container, event_id)
     assert event_id in again
     assert event.status is EventStatus.RUNNING
-    assert event.attempts == 2
+    assert event.attempts == 0
     assert event.lease_expires_at == expired + LEASE
 
 
@@ -542,6 +555,46 @@ async def test_a_dead_lettered_event_is_not_run_again_by_the_relay(container: Co
     event = await stored_event(c, event_id)
     assert ran == 0
     assert (event.status, event.attempts) == (EventStatus.FAILED, 1)
+
+
+async def test_running_a_handler_counts_the_attempt_and_renews_the_lease(
+    container: Container,
+) -> None:
+    clock = ManualClock(later())
+    c = dataclasses.replace(with_settings(container, job_lease_seconds=60), clock=clock)
+    payload = {"token": token()}
+    event_id = await emit_one(c, OBSERVED_TOPIC, payload)
+    await claim(c, now=clock.now())
+    clock.advance(timedelta(seconds=45))  # it waited in a queue for most of its lease
+
+    completed = await job_service.run_event(c, event_id)
+
+    assert completed is True
+    assert OBSERVED[payload["token"]] == (1, 1, clock.now() + timedelta(seconds=60))
+    assert (await stored_event(c, event_id)).attempts == 1
+
+
+async def test_an_event_leased_again_and_again_keeps_its_whole_retry_budget(
+    container: Container,
+) -> None:
+    # A long broker queue: the event's lease runs out five times before any handler
+    # takes it, and each time a relay leases (and publishes) it again.
+    clock = ManualClock(later())
+    c = dataclasses.replace(with_settings(container, job_max_attempts=3), clock=clock)
+    event_id = await emit_one(c, FAILING_TOPIC)
+    for _ in range(5):
+        assert event_id in await claim(c, now=clock.now())
+        clock.advance(LEASE + timedelta(seconds=1))
+    assert (await stored_event(c, event_id)).attempts == 0
+
+    statuses = []
+    for _ in range(3):
+        assert await drain_outbox(c) == 1
+        statuses.append((await stored_event(c, event_id)).status)
+        clock.advance(timedelta(hours=1))
+
+    assert statuses == [EventStatus.PENDING, EventStatus.PENDING, EventStatus.FAILED]
+    assert (await stored_event(c, event_id)).attempts == 3
 
 
 async def test_an_event_for_an_unknown_handler_fails_with_the_reason(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -20,7 +22,8 @@ async def claim_batch(
     """Take up to `limit` events that are due, or whose lease ran out (a worker died
     holding them), and lease them to the caller. On PostgreSQL `SKIP LOCKED` lets
     several relays claim disjoint batches; on SQLite the write lock taken by the
-    transaction makes the claimer single."""
+    transaction makes the claimer single. Leasing is not an attempt: `start` counts
+    one when a handler actually runs."""
     due = sa.or_(
         sa.and_(
             col(OutboxEvent.status) == EventStatus.PENDING,
@@ -47,11 +50,50 @@ async def claim_batch(
         .values(
             status=EventStatus.RUNNING,
             lease_expires_at=now + lease,
-            attempts=col(OutboxEvent.attempts) + 1,
         )
         .execution_options(synchronize_session=False)
     )
     return ids
+
+
+@dataclass(frozen=True, slots=True)
+class StartedEvent:
+    topic: str
+    handler: str
+    payload: dict[str, Any]
+    attempts: int
+    request_id: str | None
+
+
+async def start(
+    session: AsyncSession, event_id: UUID, *, now: datetime, lease: timedelta
+) -> StartedEvent | None:
+    """Count an attempt for a leased event whose handler is about to run, and renew
+    its lease from now; None when it is not leased (finished meanwhile)."""
+    statement = (
+        sa.update(OutboxEvent)
+        .where(col(OutboxEvent.id) == event_id, col(OutboxEvent.status) == EventStatus.RUNNING)
+        .values(attempts=col(OutboxEvent.attempts) + 1, lease_expires_at=now + lease)
+        .returning(
+            col(OutboxEvent.topic),
+            col(OutboxEvent.handler),
+            col(OutboxEvent.payload),
+            col(OutboxEvent.attempts),
+            col(OutboxEvent.request_id),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    row = (await session.exec(statement)).first()
+    if row is None:
+        return None
+    topic, handler, payload, attempts, request_id = row
+    return StartedEvent(
+        topic=topic,
+        handler=handler,
+        payload=dict(payload),
+        attempts=attempts,
+        request_id=request_id,
+    )
 
 
 async def mark_done(session: AsyncSession, event_id: UUID, *, now: datetime) -> None:

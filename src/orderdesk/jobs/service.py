@@ -51,28 +51,37 @@ async def relay_once(c: Container, dispatch: Dispatch, *, limit: int | None = No
 async def run_event(c: Container, event_id: UUID) -> bool:
     """Run one leased event's handler; True when it completed.
 
+    Starting counts the attempt and renews the lease, in one statement that also
+    reads the event: an event leased again and again while it waited (a long broker
+    queue) keeps its whole retry budget, and one that has started is not leased
+    again while its handler runs within the lease.
+
     No transaction is held while the handler runs. If the lease runs out meanwhile
     and another runner takes the event too, the handler's idempotency key makes the
     second run a no-op."""
     try:
-        async with c.database.read_session() as session:
-            event = await event_repository.get(session, event_id)
-            if event is None or event.status != EventStatus.RUNNING:
-                return False  # finished meanwhile, or never leased
-            handler, payload = event.handler, dict(event.payload)
-            context = EventContext(
-                event_id=event.id,
-                topic=event.topic,
-                attempt=event.attempts,
-                request_id=event.request_id,
+        async with unit_of_work(c.database, clock=c.clock) as uow:
+            started = await event_repository.start(
+                uow.session,
+                event_id,
+                now=uow.now(),
+                lease=timedelta(seconds=c.settings.job_lease_seconds),
             )
-        structlog.contextvars.bind_contextvars(
-            request_id=context.request_id, event_id=str(event_id), handler=handler
+        if started is None:
+            return False  # finished meanwhile, or never leased
+        context = EventContext(
+            event_id=event_id,
+            topic=started.topic,
+            attempt=started.attempts,
+            request_id=started.request_id,
         )
-        spec = handler_named(handler)
+        structlog.contextvars.bind_contextvars(
+            request_id=context.request_id, event_id=str(event_id), handler=started.handler
+        )
+        spec = handler_named(started.handler)
         if spec is None:
-            raise LookupError(f"no handler named {handler!r}")
-        await spec.run(c, payload, context)
+            raise LookupError(f"no handler named {started.handler!r}")
+        await spec.run(c, dict(started.payload), context)
         async with unit_of_work(c.database, clock=c.clock) as uow:
             await event_repository.mark_done(uow.session, event_id, now=uow.now())
         log.info("event_done", attempt=context.attempt)
