@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     job_concurrency: int = Field(default=8, ge=1)
     relay_batch_size: int = Field(default=100, ge=1)
     relay_interval_seconds: float = Field(default=0.5, gt=0)
+    relay_max_in_flight: int = Field(default=32, ge=1)
     run_scheduler: bool = True
 
     webhook_allow_private_targets: bool = False

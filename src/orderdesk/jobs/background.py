@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from orderdesk.core.container import Container
 from orderdesk.jobs.periodic import PERIODIC_JOBS, PeriodicJob
-from orderdesk.jobs.runner import InProcessRunner, Loop, Runner, relay_loop
+from orderdesk.jobs.runner import InProcessRunner, Loop, Pace, Runner, relay_loop
 
 
 @dataclass
@@ -42,8 +42,8 @@ class Background:
 
 
 def _periodic_loop(c: Container, job: PeriodicJob) -> Loop:
-    async def step() -> int:
+    async def step() -> Pace:
         await job.run(c)
-        return 0  # run once per period, whatever it found
+        return Pace.IDLE  # run once per period, whatever it found
 
     return Loop(job.name, step, job.every.total_seconds())

@@ -56,6 +56,32 @@ async def claim_batch(
     return ids
 
 
+# Any constant shared by every relay; "odrelay" in ASCII.
+_BOUNDED_RELAY_LOCK = 0x6F6472656C6179
+
+
+async def serialize_bounded_relays(session: AsyncSession) -> None:
+    """Make relays that count what is in flight take turns, until the transaction
+    ends (PostgreSQL; SQLite's `BEGIN IMMEDIATE` already makes the claimer single)."""
+    if session.get_bind().dialect.name == "postgresql":
+        lock: Any = sa.select(sa.func.pg_advisory_xact_lock(_BOUNDED_RELAY_LOCK))
+        await session.exec(lock)
+
+
+async def count_in_flight(session: AsyncSession, *, now: datetime) -> int:
+    """Events leased and not finished whose lease still runs: handed to a runner (and
+    maybe waiting in a broker queue) or running a handler."""
+    statement = (
+        select(sa.func.count())
+        .select_from(OutboxEvent)
+        .where(
+            col(OutboxEvent.status) == EventStatus.RUNNING,
+            col(OutboxEvent.lease_expires_at) >= now,
+        )
+    )
+    return int((await session.exec(statement)).one())
+
+
 @dataclass(frozen=True, slots=True)
 class StartedEvent:
     topic: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
@@ -32,20 +33,53 @@ class EventNotFailed(Conflict):
     title = "Only dead-lettered events can be retried"
 
 
-async def relay_once(c: Container, dispatch: Dispatch, *, limit: int | None = None) -> int:
-    """Lease one batch of due events and hand it to the runner. Leasing commits
+@dataclass(frozen=True, slots=True)
+class Relayed:
+    """One relay round: how many events it could lease (`room`, after the in-flight
+    bound) and how many it leased."""
+
+    room: int
+    leased: int
+
+
+async def relay(
+    c: Container, dispatch: Dispatch, *, limit: int, max_in_flight: int | None = None
+) -> Relayed:
+    """Lease up to `limit` due events and hand them to the runner. Leasing commits
     first: if the process dies after that, the lease runs out and another relay
-    takes the events again."""
+    takes the events again.
+
+    With `max_in_flight`, the events already leased and not finished (running with a
+    live lease, counted over every relay) count against it: a broker queue holds no
+    more than workers start within a lease, so nothing is leased twice while it waits
+    in the queue. On PostgreSQL relays with a bound take turns (a transaction-scoped
+    advisory lock) so that the count holds; on SQLite the write lock does that."""
     async with unit_of_work(c.database, clock=c.clock) as uow:
-        ids = await event_repository.claim_batch(
-            uow.session,
-            now=uow.now(),
-            lease=timedelta(seconds=c.settings.job_lease_seconds),
-            limit=limit or c.settings.relay_batch_size,
+        now = uow.now()
+        room = limit
+        if max_in_flight is not None:
+            await event_repository.serialize_bounded_relays(uow.session)
+            in_flight = await event_repository.count_in_flight(uow.session, now=now)
+            room = max(0, min(limit, max_in_flight - in_flight))
+        ids = (
+            await event_repository.claim_batch(
+                uow.session,
+                now=now,
+                lease=timedelta(seconds=c.settings.job_lease_seconds),
+                limit=room,
+            )
+            if room
+            else []
         )
     if ids:
         await dispatch(ids)
-    return len(ids)
+    return Relayed(room=room, leased=len(ids))
+
+
+async def relay_once(c: Container, dispatch: Dispatch, *, limit: int | None = None) -> int:
+    """Lease one batch of due events, hand it to the runner; how many it leased."""
+    relayed = await relay(c, dispatch, limit=limit or c.settings.relay_batch_size)
+    return relayed.leased
 
 
 async def run_event(c: Container, event_id: UUID) -> bool:

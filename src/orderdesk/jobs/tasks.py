@@ -102,15 +102,31 @@ def _run_periodic_task(name: str) -> int:
     return int(_WorkerState.run(job.run))
 
 
+# How soon a relay held back by the in-flight bound counts again: the workers free
+# room in other processes, so no local signal says when.
+IN_FLIGHT_RECHECK_SECONDS = 0.1
+
+
 class CeleryRunner:
-    """Hands leased events to Celery; used by the relay in API and worker processes."""
+    """Hands leased events to Celery; used by the relay in API and worker processes.
+
+    What the broker holds is bounded in the database (`relay_max_in_flight`, over
+    every relay), not per relay: the queue then never holds more than the workers
+    start within a lease, so queued events are not leased and published again."""
 
     def __init__(self, app: Celery, settings: Settings) -> None:
         self._app = app
-        self._capacity = settings.relay_batch_size
+        self._batch_size = settings.relay_batch_size
+        self._max_in_flight = settings.relay_max_in_flight
 
     def capacity(self) -> int:
-        return self._capacity
+        return self._batch_size
+
+    def max_in_flight(self) -> int | None:
+        return self._max_in_flight
+
+    async def wait_for_capacity(self) -> None:
+        await asyncio.sleep(IN_FLIGHT_RECHECK_SECONDS)
 
     async def dispatch(self, event_ids: list[UUID]) -> None:
         # Publishing is blocking I/O (and waits for broker confirms): off the loop.
