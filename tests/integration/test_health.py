@@ -15,6 +15,7 @@ from orderdesk.core.database import Database, create_engine
 from orderdesk.core.security import PasswordHasher
 from tests.conftest import DatabaseFactory, build_container, make_settings
 from tests.integration.support import problem
+from tests.services import REDIS_URL, port_open, unavailable
 
 UNREACHABLE_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"
 
@@ -126,3 +127,53 @@ async def test_live_stays_200_when_the_database_is_unreachable(
     response = await unreachable_client.get("/health/live")
 
     assert response.status_code == 200
+
+
+# --- the broker (CORE/FULL tiers) ------------------------------------------------
+
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
+UNREACHABLE_BROKER = "redis://127.0.0.1:1/0"
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "redis":
+        if not port_open("127.0.0.1", 6379):
+            unavailable("Redis", "127.0.0.1:6379 refused")
+        return REDIS_URL
+    if not port_open("127.0.0.1", 5672):
+        unavailable("RabbitMQ", "127.0.0.1:5672 refused")
+    return RABBITMQ_URL
+
+
+async def _ready_with_broker(database_url: str, broker_url: str) -> httpx.Response:
+    container = Container.from_settings(make_settings(database_url, broker_url=broker_url))
+    app = create_app(container.settings, container=container)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.get("/health/ready")
+    finally:
+        await container.close()
+
+
+async def test_ready_checks_the_broker_when_one_is_configured(
+    migrated_url: str, broker_url: str
+) -> None:
+    response = await _ready_with_broker(migrated_url, broker_url)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+async def test_ready_is_a_503_naming_the_broker_when_it_is_unreachable(
+    migrated_url: str,
+) -> None:
+    response = await _ready_with_broker(migrated_url, UNREACHABLE_BROKER)
+
+    assert response.status_code == 503
+    body = problem(response)
+    assert body["code"] == "service_unavailable"
+    assert "broker" in body["detail"]
+    assert "database" not in body["detail"]
+    assert "127.0.0.1:1" not in response.text

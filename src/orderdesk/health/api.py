@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from fastapi import APIRouter
+from kombu.connection import Connection
 
 from orderdesk.core.deps import ContainerDep
 from orderdesk.core.errors import ServiceUnavailable
@@ -20,8 +22,28 @@ async def live() -> dict[str, str]:
 
 @router.get("/ready")
 async def ready(c: ContainerDep) -> dict[str, str]:
+    """Ready when the database answers and, with a broker configured (CORE/FULL
+    tiers), the broker accepts a connection: without it orders still commit, but
+    nothing they cause is delivered until it is back."""
+    checks = {"database": c.database.ping()}
+    if c.settings.broker_url is not None:
+        checks["broker"] = asyncio.to_thread(_connect_to_broker, c.settings.broker_url)
+    results = await asyncio.gather(*(_within_timeout(check) for check in checks.values()))
+    down = [name for name, ok in zip(checks, results, strict=True) if not ok]
+    if down:
+        raise ServiceUnavailable(f"Unreachable: {', '.join(down)}.")
+    return {"status": "ok", **dict.fromkeys(checks, "ok")}
+
+
+async def _within_timeout(check: Awaitable[None]) -> bool:
     try:
-        await asyncio.wait_for(c.database.ping(), timeout=READY_TIMEOUT_SECONDS)
-    except Exception as exc:  # any failure to reach the database means not ready
-        raise ServiceUnavailable("The database is unreachable.") from exc
-    return {"status": "ok", "database": "ok"}
+        await asyncio.wait_for(check, timeout=READY_TIMEOUT_SECONDS)
+    except Exception:  # any failure to reach a dependency means not ready
+        return False
+    return True
+
+
+def _connect_to_broker(url: str) -> None:
+    # kombu's constructor is not annotated.
+    with Connection(url, connect_timeout=READY_TIMEOUT_SECONDS) as connection:  # type: ignore[no-untyped-call]
+        connection.connect()
