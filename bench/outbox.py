@@ -38,21 +38,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
-import json
 import math
 import os
-import platform
 import random
 import re
 import resource
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -64,29 +57,45 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
+from common import (
+    BENCH_DIR,
+    ORDER_PATH,
+    ORDERDESK,
+    PARKED_RELAY_SECONDS,
+    PYTHON,
+    READY_TIMEOUT_SECONDS,
+    STOCK,
+    Process,
+    add_database_args,
+    begin,
+    cli,
+    cpu_delta,
+    cpu_seconds,
+    database_url,
+    db_dsn,
+    drop_database,
+    expect,
+    free_port,
+    machine_busy_seconds,
+    process_tree,
+    recreate_database,
+    server_env,
+    sign_in,
+    wait_http_ready,
+    write_catalog_csv,
+    write_results,
+)
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_DIR = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
-PYTHON = Path(sys.executable)
-ORDERDESK = PYTHON.with_name("orderdesk")
 CELERY = PYTHON.with_name("celery")
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/7"
 TOPIC = "order.placed"
-ORDER_PATH = "/api/v1/orders"
-STOCK = 10**9
 PRODUCTS = 200  # the catalog orders draw their three lines from (no hot rows)
 CUSTOMERS = 4
 LINES_PER_ORDER = 3
 BACKLOG_CONCURRENCY = 16  # concurrent POSTs while the backlog is built
 MAX_IN_FLIGHT = 64  # open-loop producer: a request due while this many are open is skipped
-READY_TIMEOUT_SECONDS = 60.0
-CLI_TIMEOUT_SECONDS = 300.0
 POLL_SECONDS = 0.2
 SETTLE_TIMEOUT_SECONDS = 90.0  # after the lag producer stops, for the last events
-PARKED_RELAY_SECONDS = 3600  # the relay polls once at start-up, then sleeps
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BROKER_PROCESS_NAMES = ("redis-server", "beam.smp")
 
 
@@ -199,86 +208,6 @@ class RunResult:
 # ----------------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Process:
-    """A command in its own session, so its whole group (Celery's pool children too)
-    is stopped with it; output to a log file in the work directory."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], workdir: Path) -> None:
-        self.name = name
-        self.log_path = workdir / f"{name}.log"
-        self.started_at = time.time()
-        with self.log_path.open("ab") as log:
-            self.popen = subprocess.Popen(  # noqa: S603 - our own venv's executables
-                argv,
-                env=env,
-                cwd=workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def exited(self) -> bool:
-        return self.popen.poll() is not None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def check_alive(self) -> None:
-        if self.exited():
-            raise SystemExit(f"{self.name} exited with {self.popen.returncode}:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        """SIGTERM to the group, up to 20 s, then SIGKILL to what is left."""
-        if self.exited():
-            return
-        for sig, grace in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, sig)
-            try:
-                self.popen.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                continue
-            break
-        # The group may outlive its leader for a moment (pool children exiting).
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(self.popen.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-
-
-def wait_http_ready(process: Process, base_url: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        process.check_alive()
-        try:
-            response = httpx.get(base_url + "/health/ready", timeout=2.0)
-            if response.status_code == 200:
-                return
-            last = f"{response.status_code} {response.text[:200]}"
-        except httpx.TransportError as exc:
-            last = repr(exc)
-        time.sleep(0.05)
-    raise SystemExit(f"{process.name} not ready within {READY_TIMEOUT_SECONDS} s: {last}")
-
-
 def wait_log(process: Process, needle: str) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
@@ -289,47 +218,7 @@ def wait_log(process: Process, needle: str) -> None:
     raise SystemExit(f"{process.name} did not log {needle!r}:\n{process.log_tail()}")
 
 
-def cli(env: dict[str, str], workdir: Path, *args: str) -> str:
-    completed = subprocess.run(  # noqa: S603 - our own venv's console script
-        [str(ORDERDESK), *args],
-        env=env,
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_SECONDS,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    if completed.returncode != 0:
-        raise SystemExit(f"orderdesk {' '.join(args)} failed:\n{completed.stderr[-4000:]}")
-    return completed.stdout
-
-
 # ------------------------------------------------------------------ CPU accounting
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-
-
-def _tree(roots: list[int]) -> list[int]:
-    """The roots and all their descendants."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        fields = _stat_fields(int(stat.parent.name))
-        if fields:
-            parents[int(stat.parent.name)] = int(fields[1])
-    found, frontier = set(roots), list(roots)
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in found:
-                found.add(pid)
-                frontier.append(pid)
-    return sorted(found)
 
 
 def _named(names: tuple[str, ...]) -> list[int]:
@@ -339,25 +228,6 @@ def _named(names: tuple[str, ...]) -> list[int]:
             if comm.read_text().strip() in names:
                 pids.append(int(comm.parent.name))
     return pids
-
-
-def _cpu_seconds(pids: list[int]) -> dict[int, float]:
-    times = {}
-    for pid in pids:
-        fields = _stat_fields(pid)
-        if fields:
-            times[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return times
-
-
-def _cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
-    return sum(value - before.get(pid, 0.0) for pid, value in after.items())
-
-
-def _machine_busy_seconds() -> float:
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
 
 
 def _self_cpu() -> float:
@@ -380,21 +250,21 @@ class Meter:
         self._before = {
             "t": time.monotonic(),
             "load1": os.getloadavg()[0],
-            "app": _cpu_seconds(_tree(self._app_roots())),
-            "db": _cpu_seconds(self._db_pids()),
-            "broker": _cpu_seconds(_named(BROKER_PROCESS_NAMES)),
+            "app": cpu_seconds(process_tree(self._app_roots())),
+            "db": cpu_seconds(self._db_pids()),
+            "broker": cpu_seconds(_named(BROKER_PROCESS_NAMES)),
             "bench": _self_cpu(),
-            "busy": _machine_busy_seconds(),
+            "busy": machine_busy_seconds(),
         }
 
     def stop(self) -> Cpu:
         b = self._before
-        busy = _machine_busy_seconds() - b["busy"]
+        busy = machine_busy_seconds() - b["busy"]
         cpu = Cpu(
             seconds=time.monotonic() - b["t"],
-            app=_cpu_delta(b["app"], _cpu_seconds(_tree(self._app_roots()))),
-            db=_cpu_delta(b["db"], _cpu_seconds(self._db_pids())),
-            broker=_cpu_delta(b["broker"], _cpu_seconds(_named(BROKER_PROCESS_NAMES))),
+            app=cpu_delta(b["app"], cpu_seconds(process_tree(self._app_roots()))),
+            db=cpu_delta(b["db"], cpu_seconds(self._db_pids())),
+            broker=cpu_delta(b["broker"], cpu_seconds(_named(BROKER_PROCESS_NAMES))),
             bench=_self_cpu() - b["bench"],
             load1=b["load1"],
         )
@@ -454,32 +324,6 @@ class Sink:
 # -------------------------------------------------------------------- database
 
 
-def _dsn(url: str) -> str:
-    return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
-
-
-def _db_dsn(admin_url: str, name: str) -> str:
-    base, _, _ = _dsn(admin_url).rpartition("/")
-    return f"{base}/{name}"
-
-
-async def _admin(admin_url: str, *statements: str) -> None:
-    connection = await asyncpg.connect(_dsn(admin_url))
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-def admin(admin_url: str, *statements: str) -> None:
-    asyncio.run(_admin(admin_url, *statements))
-
-
-def drop(admin_url: str, name: str) -> None:
-    admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 class Db:
     """One connection to a run's database, on its own event loop, for polling; its
     backend is left out of the database CPU."""
@@ -488,7 +332,7 @@ class Db:
         self.name = name
         self._admin_url = admin_url
         self._loop = asyncio.new_event_loop()
-        self._conn = self._run(asyncpg.connect(_db_dsn(admin_url, name)))
+        self._conn = self._run(asyncpg.connect(db_dsn(admin_url, name)))
         self._own_pid = self._conn.get_server_pid()
 
     def _run(self, coro: Any) -> Any:
@@ -561,42 +405,6 @@ class Shop:
     orders_per_second: float = 0.0
 
 
-def server_env(database_url: str, secret_key: str, smtp_url: str | None) -> dict[str, str]:
-    """Production settings, no inherited ORDERDESK_*; the same key for every run, so
-    the customers' tokens stay valid on every copy of the database."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("ORDERDESK_", "BENCH_")) and name not in {"HOST", "PORT"}
-    }
-    env.update(
-        ORDERDESK_ENV="production",
-        ORDERDESK_SECRET_KEY=secret_key,
-        ORDERDESK_DATABASE_URL=database_url,
-        ORDERDESK_LOG_FORMAT="json",
-        ORDERDESK_LOG_LEVEL="INFO",
-        ORDERDESK_ACCESS_TOKEN_TTL_SECONDS="3600",  # noqa: S106 - a lifetime, not a secret
-    )
-    if smtp_url:
-        env["ORDERDESK_SMTP_URL"] = smtp_url
-    return env
-
-
-def _expect(response: httpx.Response, status: int) -> None:
-    if response.status_code != status:
-        raise SystemExit(
-            f"{response.request.method} {response.request.url} answered "
-            f"{response.status_code}, expected {status}: {response.text[:500]}"
-        )
-
-
-def _sign_in(client: httpx.Client, email: str, password: str) -> str:
-    issued = client.post("/auth/token", data={"username": email, "password": password})
-    _expect(issued, 200)
-    token: str = issued.json()["access_token"]
-    return token
-
-
 def seed(base_url: str) -> Shop:
     """Customers who register and sign in, and the imported catalog's ids."""
     with httpx.Client(base_url=base_url + "/api/v1", timeout=30.0) as client:
@@ -607,14 +415,14 @@ def seed(base_url: str) -> Shop:
                 "/auth/register",
                 json={"email": email, "password": password, "full_name": f"Bench Customer {n}"},
             )
-            _expect(registered, 201)
-            tokens.append(_sign_in(client, email, password))
+            expect(registered, 201)
+            tokens.append(sign_in(client, email, password))
         ids: list[str] = []
         cursor: str | None = None
         for _ in range(100):  # bounded: PRODUCTS / 200 pages
             params = {"limit": "200", **({"cursor": cursor} if cursor else {})}
             page = client.get("/products", params=params)
-            _expect(page, 200)
+            expect(page, 200)
             ids.extend(item["id"] for item in page.json()["items"])
             cursor = page.json()["next_cursor"]
             if not cursor:
@@ -625,23 +433,21 @@ def seed(base_url: str) -> Shop:
 
 
 def write_catalog(path: Path) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            ["sku", "name", "description", "price_amount", "currency", "stock", "is_active"]
-        )
-        for n in range(PRODUCTS):
-            writer.writerow(
-                [
-                    f"OUTBOX-{n:05d}",
-                    f"Outbox bench product {n}",
-                    "Stock that a benchmark cannot exhaust.",
-                    500 + 37 * n,
-                    "EUR",
-                    STOCK,
-                    "true",
-                ]
+    write_catalog_csv(
+        path,
+        (
+            (
+                f"OUTBOX-{n:05d}",
+                f"Outbox bench product {n}",
+                "Stock that a benchmark cannot exhaust.",
+                500 + 37 * n,
+                "EUR",
+                STOCK,
+                "true",
             )
+            for n in range(PRODUCTS)
+        ),
+    )
 
 
 @dataclass
@@ -735,8 +541,7 @@ class Bench:
         return f"{self.args.database}_run"
 
     def database_url(self, name: str) -> str:
-        dsn = _db_dsn(self.args.admin_url, name)
-        return "postgresql+asyncpg://" + dsn.removeprefix("postgresql://")
+        return database_url(self.args.admin_url, name)
 
     def env(self, name: str, **settings: str) -> dict[str, str]:
         env = server_env(
@@ -758,8 +563,7 @@ class Bench:
     def build_template(self) -> Shop:
         """The database every run starts from: seeded, with `--events` order.placed
         events pending, placed through the API while the relay was parked."""
-        drop(self.args.admin_url, self.template)
-        admin(self.args.admin_url, f'CREATE DATABASE "{self.template}"')
+        recreate_database(self.args.admin_url, self.template)
         env = self.env(self.template)
         cli(env, self.workdir, "migrate", "upgrade")
         admin_password = secrets.token_urlsafe(24)
@@ -824,8 +628,7 @@ class Bench:
         if settings:
             name += " (" + ", ".join(f"{k}={v}" for k, v in settings.items()) + ")"
         result = RunResult(name, kind, workers, settings=dict(settings))
-        drop(self.args.admin_url, self.run_db)
-        admin(self.args.admin_url, f'CREATE DATABASE "{self.run_db}" TEMPLATE "{self.template}"')
+        recreate_database(self.args.admin_url, self.run_db, template=self.template)
         if kind == "celery":
             settings = {"broker_url": self.args.broker_url, **settings}
             flush_broker(self.args.broker_url)
@@ -1130,33 +933,6 @@ def ratios(results: list[RunResult]) -> dict[str, float]:
     return found
 
 
-def _git(*args: str) -> str:
-    git = shutil.which("git")
-    if git is None:
-        return ""
-    completed = subprocess.run(  # noqa: S603 - read-only git queries
-        [git, *args], cwd=REPO_DIR, capture_output=True, text=True, check=False
-    )
-    return completed.stdout.strip()
-
-
-def machine() -> dict[str, Any]:
-    cpu = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.partition(":")[2].strip()
-            break
-    return {
-        "cpus": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-        "load_at_start": os.getloadavg(),
-        "git_commit": _git("rev-parse", "--short", "HEAD"),
-        "src_changes_not_committed": _git("status", "--porcelain", "--", "src").splitlines(),
-    }
-
-
 def report(
     started_at: datetime,
     info: dict[str, Any],
@@ -1188,25 +964,22 @@ def report(
                 f"NOTE {r.name}: duplicate order mails: {r.throughput.duplicate_mails} "
                 f"(throughput), {r.lag.duplicate_mails} (lag)"
             )
-    info["load_at_end"] = os.getloadavg()
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"outbox-{started_at:%Y%m%d-%H%M%S}.json"
-    payload = {
-        "started_at": started_at.isoformat(),
-        "seconds": round((datetime.now(UTC) - started_at).total_seconds(), 1),
-        "machine": info,
-        "settings": {k: v for k, v in vars(args).items() if k != "admin_url"},
-        "backlog": (
-            asdict(shop) | {"customers": len(shop.customers), "product_ids": len(shop.product_ids)}
-            if shop
-            else None
-        ),
-        "results": [r.summary() for r in results],
-        "ratios": found,
-    }
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    print(f"\nresults: {path.relative_to(REPO_DIR)} ({payload['seconds']} s)")
-    return path
+    return write_results(
+        "outbox",
+        started_at,
+        info,
+        {
+            "settings": {k: v for k, v in vars(args).items() if k != "admin_url"},
+            "backlog": (
+                asdict(shop)
+                | {"customers": len(shop.customers), "product_ids": len(shop.product_ids)}
+                if shop
+                else None
+            ),
+            "results": [r.summary() for r in results],
+            "ratios": found,
+        },
+    )
 
 
 # ------------------------------------------------------------------------ main
@@ -1242,12 +1015,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--mailer", choices=("smtp", "log"), default="smtp", help="SMTP sink, or the log mailer"
     )
-    parser.add_argument(
-        "--admin-url",
-        default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL),
-        help="a PostgreSQL URL allowed to CREATE DATABASE (env BENCH_POSTGRES_URL)",
-    )
-    parser.add_argument("--database", default="orderdesk_bench_outbox")
+    add_database_args(parser, "orderdesk_bench_outbox")
     parser.add_argument(
         "--timeout", type=float, default=240.0, help="seconds allowed for one backlog"
     )
@@ -1270,13 +1038,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{ORDERDESK} or {CELERY} is missing: build the venv first", file=sys.stderr)
         return 2
     workers_list = [int(w) for w in args.workers.split(",") if w.strip()]
-    workdir = Path(tempfile.mkdtemp(prefix="orderdesk-bench-outbox-"))
-    started_at = datetime.now(UTC)
-    info = machine()
-    print(
-        f"orderdesk outbox bench {started_at:%Y-%m-%d %H:%M} UTC, {info['cpus']} CPUs, "
-        f"load {info['load_at_start'][0]:.2f}, commit {info['git_commit']}; logs in {workdir}",
-        flush=True,
+    workdir, started_at, info = begin(
+        "orderdesk outbox bench", "orderdesk-bench-outbox-", commit=True
     )
     results: list[RunResult] = []
     shop: Shop | None = None
@@ -1305,7 +1068,7 @@ def main(argv: list[str] | None = None) -> int:
         if bench is not None:
             for name in (bench.run_db, bench.template):
                 with contextlib.suppress(Exception):
-                    drop(args.admin_url, name)
+                    drop_database(args.admin_url, name)
         with contextlib.suppress(Exception):
             flush_broker(args.broker_url)
         if not args.keep_workdir:

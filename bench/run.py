@@ -27,51 +27,60 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import json
 import os
-import platform
-import re
 import resource
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
+from common import (
+    BENCH_DIR,
+    ORDER_PATH,
+    ORDERDESK,
+    PARKED_RELAY_SECONDS,
+    PYTHON,
+    STOCK,
+    Process,
+    add_database_args,
+    begin,
+    cli,
+    cpu_delta,
+    cpu_seconds,
+    database_url,
+    db_dsn,
+    drop_database,
+    dsn,
+    expect,
+    free_port,
+    machine_busy_seconds,
+    process_tree,
+    recreate_database,
+    server_env,
+    sign_in,
+    wait_http_ready,
+    write_catalog_csv,
+    write_results,
+)
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_DIR = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
 WRK_SCRIPT = BENCH_DIR / "wrk.lua"
 RAW_APP = BENCH_DIR / "raw_app.py"
-PYTHON = Path(sys.executable)
-ORDERDESK = PYTHON.with_name("orderdesk")
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-READY_TIMEOUT_SECONDS = 30.0
-CLI_TIMEOUT_SECONDS = 600.0
-STOCK = 10**9  # orderdesk's maximum; a 20 s run places a few thousand orders
 SPREAD_PRODUCTS = 1000  # the catalog the "spread" create scenario draws from
 SETTLE_SECONDS = 1.0  # after a warm-up, for the requests wrk left in flight
 IDLE_CPU_FRACTION = 0.05  # a server below this share of a core is idle...
 IDLE_WINDOW_SECONDS = 0.5  # ...over this window
 IDLE_TIMEOUT_SECONDS = 30.0
-# ORDERDESK_RELAY_INTERVAL_SECONDS while measuring: the relay polls once at start-up,
-# finds nothing, and sleeps through the run.
-PARKED_RELAY_SECONDS = 3600
 DRAIN_SECONDS = 8  # how long the outbox relay is watched working off the backlog
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-ORDER_PATH = "/api/v1/orders"
 
 
 @dataclass
@@ -188,124 +197,36 @@ class Fixture:
 # --------------------------------------------------------------------------- setup
 
 
-def _dsn(url: str) -> str:
-    return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
-
-
-def _database_url(admin_url: str, name: str) -> str:
-    base, _, _ = _dsn(admin_url).rpartition("/")
-    return f"postgresql+asyncpg://{base.removeprefix('postgresql://')}/{name}"
-
-
-async def _admin(admin_url: str, *statements: str) -> None:
-    connection = await asyncpg.connect(_dsn(admin_url))
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def server_env(database_url: str) -> dict[str, str]:
-    """Production settings (JSON logs, a random key), no inherited ORDERDESK_*."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("ORDERDESK_", "BENCH_")) and name not in {"HOST", "PORT"}
-    }
-    env.update(
-        ORDERDESK_ENV="production",
-        ORDERDESK_SECRET_KEY=secrets.token_urlsafe(48),
-        ORDERDESK_DATABASE_URL=database_url,
-        ORDERDESK_LOG_FORMAT="json",
-        ORDERDESK_LOG_LEVEL="INFO",
-        ORDERDESK_ACCESS_TOKEN_TTL_SECONDS="3600",  # noqa: S106 - a lifetime, not a secret
-    )
-    return env
-
-
-def cli(env: dict[str, str], workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    completed = subprocess.run(  # noqa: S603 - our own venv's console script
-        [str(ORDERDESK), *args],
-        env=env,
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_SECONDS,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    if completed.returncode != 0:
-        raise SystemExit(f"orderdesk {' '.join(args)} failed:\n{completed.stderr[-4000:]}")
-    return completed
-
-
 @dataclass
 class Server:
     name: str
     workers: int
     base_url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
+    process: Process
 
     def pids(self) -> list[int]:
-        """The server process and its worker processes (uvicorn --workers)."""
-        return [self.process.pid, *_children(self.process.pid)]
+        """The server process and all its descendants (uvicorn --workers)."""
+        return process_tree([self.process.pid])
+
+    def wait_ready(self, path: str, headers: dict[str, str] | None = None) -> None:
+        wait_http_ready(self.process, self.base_url, path, headers)
 
 
 @contextmanager
 def serving(
     name: str, command: list[str], env: dict[str, str], workdir: Path, workers: int, port: int
 ) -> Iterator[Server]:
-    log_path = workdir / f"{name}-w{workers}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - our own venv's executables
-            command, env=env, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
-    server = Server(name, workers, f"http://127.0.0.1:{port}", process, log_path)
+    process = Process(f"{name}-w{workers}", command, env, workdir)
     try:
-        yield server
+        yield Server(name, workers, f"http://127.0.0.1:{port}", process)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=20)
-
-
-def wait_ready(server: Server, path: str, headers: dict[str, str] | None = None) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise SystemExit(
-                f"{server.name} exited with {server.process.returncode}:\n"
-                + server.log_path.read_text(errors="replace")[-4000:]
-            )
-        try:
-            response = httpx.get(server.base_url + path, headers=headers, timeout=2.0)
-            if response.status_code == 200:
-                return
-            last = f"{response.status_code} {response.text[:200]}"
-        except httpx.TransportError as exc:
-            last = repr(exc)
-        time.sleep(0.1)
-    raise SystemExit(f"{server.name} not ready within {READY_TIMEOUT_SECONDS} s: {last}")
+        process.stop()
 
 
 def seed(base_url: str, admin_email: str, admin_password: str) -> Fixture:
     """Products, a customer and one order, all through the public API."""
     with httpx.Client(base_url=base_url + "/api/v1", timeout=30.0) as client:
-        admin_token = _sign_in(client, admin_email, admin_password)
+        admin_token = sign_in(client, admin_email, admin_password)
         product_ids = []
         for n in range(3):
             created = client.post(
@@ -319,25 +240,25 @@ def seed(base_url: str, admin_email: str, admin_password: str) -> Fixture:
                     "stock": STOCK,
                 },
             )
-            _expect(created, 201)
+            expect(created, 201)
             product_ids.append(created.json()["id"])
         email, password = "bench-customer@example.com", secrets.token_urlsafe(24)
         registered = client.post(
             "/auth/register",
             json={"email": email, "password": password, "full_name": "Bench Customer"},
         )
-        _expect(registered, 201)
-        token = _sign_in(client, email, password)
+        expect(registered, 201)
+        token = sign_in(client, email, password)
         body = json.dumps(
             {"lines": [{"product_id": pid, "quantity": 1} for pid in product_ids]},
             separators=(",", ":"),
         )
         auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         placed = client.post("/orders", content=body, headers={**auth, "Idempotency-Key": "seed"})
-        _expect(placed, 201)
+        expect(placed, 201)
         order = placed.json()
         read = client.get(f"/orders/{order['id']}", headers=auth)
-        _expect(read, 200)
+        expect(read, 200)
         return Fixture(
             token=token,
             user_id=registered.json()["id"],
@@ -354,53 +275,14 @@ def _product_ids(client: httpx.Client, query: str) -> list[str]:
     while True:
         params = {"q": query, "limit": "200", **({"cursor": cursor} if cursor else {})}
         page = client.get("/products", params=params)
-        _expect(page, 200)
+        expect(page, 200)
         ids.extend(item["id"] for item in page.json()["items"])
         cursor = page.json()["next_cursor"]
         if not cursor:
             return ids
 
 
-def _sign_in(client: httpx.Client, email: str, password: str) -> str:
-    issued = client.post("/auth/token", data={"username": email, "password": password})
-    _expect(issued, 200)
-    token: str = issued.json()["access_token"]
-    return token
-
-
-def _expect(response: httpx.Response, status: int) -> None:
-    if response.status_code != status:
-        raise SystemExit(
-            f"{response.request.method} {response.request.url} answered "
-            f"{response.status_code}, expected {status}: {response.text[:500]}"
-        )
-
-
 # ------------------------------------------------------------------ CPU accounting
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _cpu_seconds(pids: list[int]) -> dict[int, float]:
-    """utime + stime of each process that still exists."""
-    times = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        times[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return times
 
 
 def wait_idle(server: Server) -> None:
@@ -408,25 +290,14 @@ def wait_idle(server: Server) -> None:
     deadline = time.monotonic() + IDLE_TIMEOUT_SECONDS
     pids = server.pids()
     while time.monotonic() < deadline:
-        before = _cpu_seconds(pids)
+        before = cpu_seconds(pids)
         time.sleep(IDLE_WINDOW_SECONDS)
-        if _cpu_delta(before, _cpu_seconds(pids)) < IDLE_CPU_FRACTION * IDLE_WINDOW_SECONDS:
+        if cpu_delta(before, cpu_seconds(pids)) < IDLE_CPU_FRACTION * IDLE_WINDOW_SECONDS:
             return
 
 
-def _machine_busy_seconds() -> float:
-    """CPU seconds all CPUs spent not idle since boot (/proc/stat)."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
-
-
-def _cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
-    return sum(value - before.get(pid, 0.0) for pid, value in after.items())
-
-
 async def _backend_pids(admin_url: str, database: str) -> list[int]:
-    connection = await asyncpg.connect(_dsn(admin_url))
+    connection = await asyncpg.connect(dsn(admin_url))
     try:
         rows = await connection.fetch(
             "SELECT pid FROM pg_stat_activity WHERE datname = $1"
@@ -473,17 +344,17 @@ def burst(
         measurement.load_before = os.getloadavg()
     app_pids = server.pids()
     db_pids = asyncio.run(_backend_pids(load.admin_url, load.database))
-    app_before, db_before = _cpu_seconds(app_pids), _cpu_seconds(db_pids)
+    app_before, db_before = cpu_seconds(app_pids), cpu_seconds(db_pids)
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    busy_before = _machine_busy_seconds()
+    busy_before = machine_busy_seconds()
     result = _wrk(load, measurement.url, env, seconds)
-    busy = _machine_busy_seconds() - busy_before
+    busy = machine_busy_seconds() - busy_before
     wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    app_during = _cpu_delta(app_before, _cpu_seconds(app_pids))
+    app_during = cpu_delta(app_before, cpu_seconds(app_pids))
     wait_idle(server)
-    app_cpu = _cpu_delta(app_before, _cpu_seconds(app_pids))
+    app_cpu = cpu_delta(app_before, cpu_seconds(app_pids))
     db_pids_after = asyncio.run(_backend_pids(load.admin_url, load.database))
-    db_cpu = _cpu_delta(db_before, _cpu_seconds(db_pids_after))
+    db_cpu = cpu_delta(db_before, cpu_seconds(db_pids_after))
     wrk_cpu = (wrk_after.ru_utime + wrk_after.ru_stime) - (
         wrk_before.ru_utime + wrk_before.ru_stime
     )
@@ -566,23 +437,21 @@ def create_env(fixture: Fixture, *, spread: bool = False) -> dict[str, str]:
 
 def write_products_csv(path: Path, rows: int, *, prefix: str = "IMP", stock: int = 0) -> None:
     """`rows` products; stock `stock`, or varied when 0."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            ["sku", "name", "description", "price_amount", "currency", "stock", "is_active"]
-        )
-        for n in range(rows):
-            writer.writerow(
-                [
-                    f"{prefix}-{n:07d}",
-                    f"Generated product {prefix} {n}",
-                    f"Generated row {n} of the benchmark catalog.",
-                    100 + n % 9900,
-                    "EUR",
-                    stock or n % 500,
-                    "true",
-                ]
+    write_catalog_csv(
+        path,
+        (
+            (
+                f"{prefix}-{n:07d}",
+                f"Generated product {prefix} {n}",
+                f"Generated row {n} of the benchmark catalog.",
+                100 + n % 9900,
+                "EUR",
+                stock or n % 500,
+                "true",
             )
+            for n in range(rows)
+        ),
+    )
 
 
 def time_import(backend: str, env: dict[str, str], workdir: Path, rows: int) -> ImportTiming:
@@ -653,33 +522,6 @@ def ratios(measurements: list[Measurement]) -> dict[str, dict[str, float]]:
     return out
 
 
-def _git(*args: str) -> str:
-    git = shutil.which("git")
-    if git is None:
-        return ""
-    completed = subprocess.run(  # noqa: S603 - read-only git queries
-        [git, *args], cwd=REPO_DIR, capture_output=True, text=True, check=False
-    )
-    return completed.stdout.strip()
-
-
-def machine() -> dict[str, Any]:
-    cpu = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.partition(":")[2].strip()
-            break
-    return {
-        "cpus": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-        "load_at_start": os.getloadavg(),
-        "git_commit": _git("rev-parse", "--short", "HEAD"),
-        "src_changes_not_committed": _git("status", "--porcelain", "--", "src").splitlines(),
-    }
-
-
 # ------------------------------------------------------------------------ main
 
 
@@ -701,12 +543,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--import-rows", type=int, default=100_000)
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
-    parser.add_argument(
-        "--admin-url",
-        default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL),
-        help="a PostgreSQL URL allowed to CREATE DATABASE (env BENCH_POSTGRES_URL)",
-    )
-    parser.add_argument("--database", default="orderdesk_bench")
+    add_database_args(parser, "orderdesk_bench")
     parser.add_argument("--keep-workdir", action="store_true", help="keep logs and CSV files")
     return parser.parse_args(argv)
 
@@ -724,14 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{ORDERDESK} is missing: install the project into the venv", file=sys.stderr)
         return 2
     workers_list = [int(w) for w in args.workers.split(",") if w.strip()]
-    workdir = Path(tempfile.mkdtemp(prefix="orderdesk-bench-"))
-    started_at = datetime.now(UTC)
-    info = machine()
-    print(
-        f"orderdesk bench {started_at:%Y-%m-%d %H:%M} UTC, {info['cpus']} CPUs, "
-        f"load {info['load_at_start'][0]:.2f}; logs in {workdir}",
-        flush=True,
-    )
+    workdir, started_at, info = begin("orderdesk bench", "orderdesk-bench-")
     measurements: list[Measurement] = []
     drains: list[Drain] = []
     imports: list[ImportTiming] = []
@@ -748,16 +578,16 @@ def main(argv: list[str] | None = None) -> int:
                     f"{args.database}_w{workers}",
                     args.rounds,
                 )
-                with fresh_database(args.admin_url, load.database) as database_url:
-                    env = server_env(database_url)
+                with fresh_database(args.admin_url, load.database) as url:
+                    env = server_env(url)
                     cli(env, workdir, "migrate", "upgrade")
                     variants = workers == workers_list[0]
                     measurements += http_phase(env, workdir, load, workers, variants=variants)
                     if variants:
                         drains.append(measure_drain(env, workdir, load))
         if not args.skip_import:
-            with fresh_database(args.admin_url, f"{args.database}_import") as database_url:
-                env = server_env(database_url)
+            with fresh_database(args.admin_url, f"{args.database}_import") as url:
+                env = server_env(url)
                 cli(env, workdir, "migrate", "upgrade")
                 imports.append(time_import("postgresql", env, workdir, args.import_rows))
             sqlite_url = f"sqlite+aiosqlite:///{workdir / 'import.db'}"
@@ -775,12 +605,11 @@ def main(argv: list[str] | None = None) -> int:
 @contextmanager
 def fresh_database(admin_url: str, name: str) -> Iterator[str]:
     """An empty PostgreSQL database for one phase, dropped afterwards."""
-    drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-    asyncio.run(_admin(admin_url, drop, f'CREATE DATABASE "{name}"'))
+    recreate_database(admin_url, name)
     try:
-        yield _database_url(admin_url, name)
+        yield database_url(admin_url, name)
     finally:
-        asyncio.run(_admin(admin_url, drop))
+        drop_database(admin_url, name)
 
 
 def http_phase(
@@ -805,11 +634,11 @@ def http_phase(
             serving("orderdesk", orderdesk_cmd, parked, workdir, workers, od_port)
         )
         raw = stack.enter_context(serving("raw", raw_cmd, env, workdir, workers, raw_port))
-        wait_ready(od, "/health/ready")
+        od.wait_ready("/health/ready")
         fixture = seed(od.base_url, admin_email, admin_password)
         order_path = f"{ORDER_PATH}/{fixture.order_id}"
         auth = {"Authorization": f"Bearer {fixture.token}"}
-        wait_ready(raw, order_path, auth)
+        raw.wait_ready(order_path, auth)
         _check_same_body(raw.base_url + order_path, auth, fixture.expected_order)
         _check_same_body(
             f"{raw.base_url}/nojwt{order_path}",
@@ -855,7 +684,7 @@ def measure_drain(env: dict[str, str], workdir: Path, load: Load) -> Drain:
     port = free_port()
     command = [str(ORDERDESK), "serve", "--host", "127.0.0.1", "--port", str(port)]
     with serving("orderdesk-relay", command, env, workdir, 1, port) as server:
-        wait_ready(server, "/health/ready")
+        server.wait_ready("/health/ready")
         try:
             before = asyncio.run(_outbox_counts(load))
         except asyncpg.PostgresError as exc:  # the outbox's shape changed
@@ -863,14 +692,14 @@ def measure_drain(env: dict[str, str], workdir: Path, load: Load) -> Drain:
             return drain
         app_pids = server.pids()
         db_pids = asyncio.run(_backend_pids(load.admin_url, load.database))
-        app_before, db_before = _cpu_seconds(app_pids), _cpu_seconds(db_pids)
+        app_before, db_before = cpu_seconds(app_pids), cpu_seconds(db_pids)
         started = time.monotonic()
         time.sleep(DRAIN_SECONDS)
         after = asyncio.run(_outbox_counts(load))
         drain.seconds = time.monotonic() - started
-        app_cpu = _cpu_delta(app_before, _cpu_seconds(app_pids))
+        app_cpu = cpu_delta(app_before, cpu_seconds(app_pids))
         db_pids = asyncio.run(_backend_pids(load.admin_url, load.database))
-        db_cpu = _cpu_delta(db_before, _cpu_seconds(db_pids))
+        db_cpu = cpu_delta(db_before, cpu_seconds(db_pids))
     drain.events_done = after["done"] - before["done"]
     drain.backlog_at_start = before["open"]
     drain.orders = after["orders"]
@@ -889,8 +718,7 @@ def measure_drain(env: dict[str, str], workdir: Path, load: Load) -> Drain:
 
 
 async def _outbox_counts(load: Load) -> dict[str, int]:
-    base, _, _ = _dsn(load.admin_url).rpartition("/")
-    connection = await asyncpg.connect(f"{base}/{load.database}")
+    connection = await asyncpg.connect(db_dsn(load.admin_url, load.database))
     try:
         row = await connection.fetchrow(
             "SELECT count(*) FILTER (WHERE status = 'done') AS done,"
@@ -944,34 +772,33 @@ def report(
             f"import {timing.backend:<10} {timing.rows} rows: {timing.seconds:.2f} s, "
             f"{timing.rows_per_second:.0f} rows/s (fixed cost ~{timing.startup_seconds:.2f} s)"
         )
-    info["load_at_end"] = os.getloadavg()
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"orders-{started_at:%Y%m%d-%H%M%S}.json"
-    payload = {
-        "started_at": started_at.isoformat(),
-        "seconds": round((datetime.now(UTC) - started_at).total_seconds(), 1),
-        "machine": info,
-        "settings": {
-            "duration_s": args.duration,
-            "warmup_s": args.warmup,
-            "rounds": args.rounds,
-            "connections": args.connections,
-            "wrk_threads": args.threads,
+    write_results(
+        "orders",
+        started_at,
+        info,
+        {
+            "settings": {
+                "duration_s": args.duration,
+                "warmup_s": args.warmup,
+                "rounds": args.rounds,
+                "connections": args.connections,
+                "wrk_threads": args.threads,
+            },
+            "measurements": [m.summary() for m in measurements],
+            "ratios": found,
+            "outbox_drain": [
+                {
+                    **asdict(d),
+                    "events_per_second": round(d.events_per_second, 1),
+                    "app_cpu_ms_per_order": round(d.app_cpu_ms_per_order, 2),
+                }
+                for d in drains
+            ],
+            "imports": [
+                {**asdict(t), "rows_per_second": round(t.rows_per_second)} for t in imports
+            ],
         },
-        "measurements": [m.summary() for m in measurements],
-        "ratios": found,
-        "outbox_drain": [
-            {
-                **asdict(d),
-                "events_per_second": round(d.events_per_second, 1),
-                "app_cpu_ms_per_order": round(d.app_cpu_ms_per_order, 2),
-            }
-            for d in drains
-        ],
-        "imports": [{**asdict(t), "rows_per_second": round(t.rows_per_second)} for t in imports],
-    }
-    path.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"\nresults: {path.relative_to(REPO_DIR)} ({payload['seconds']} s)")
+    )
 
 
 if __name__ == "__main__":
