@@ -901,3 +901,37 @@ async def test_concurrent_cancels_return_stock_exactly_once(
         statuses = sorted(response.status_code for response in responses)
         assert statuses == [200] + [409] * 7
         assert await stock_of(container, mug["id"]) == 10
+
+
+# --- concurrent orders for the same products, both backends --------------------------
+
+
+async def test_concurrent_orders_for_the_same_products_all_go_through(
+    backend: str, database_factory: DatabaseFactory
+) -> None:
+    """Orders insert their lines (whose foreign keys share-lock the products) before
+    they reserve (which locks them for update): the reservation must take a lock those
+    share locks do not block, or two such orders deadlock and one fails."""
+    url = await database_factory.create_migrated(backend)
+    async with live_app(url) as (client, container):
+        staff = await staff_headers(client, container)
+        products = [await create_product(client, staff, stock=100) for _ in range(3)]
+        shoppers = [(await customer(client))[1] for _ in range(12)]
+
+        async with asyncio.timeout(60):
+            responses = await asyncio.gather(
+                *(
+                    post_order(
+                        client,
+                        shopper,
+                        lines(*((p["id"], 1) for p in products[n % 3 :] + products[: n % 3])),
+                    )
+                    for n, shopper in enumerate(shoppers)
+                )
+            )
+
+        assert [response.status_code for response in responses] == [201] * 12, [
+            response.text for response in responses if response.status_code != 201
+        ]
+        for product in products:
+            assert await stock_of(container, product["id"]) == 100 - 12

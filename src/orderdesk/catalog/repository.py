@@ -76,40 +76,35 @@ _products = Product.__table__  # type: ignore[attr-defined]
 
 # PostgreSQL: one static statement whatever the number of lines (the wanted ids and
 # quantities travel as two arrays), the rows locked in id order before the update.
+# FOR NO KEY UPDATE, the lock the UPDATE itself takes: it does not conflict with the
+# KEY SHARE locks that order lines' foreign keys hold on the same products (an order
+# inserts its lines before it reserves), where FOR UPDATE would deadlock two orders.
 _RESERVE_POSTGRES = (
     sa.text(
         """
 WITH wanted AS (
     SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:quantities AS integer[])) AS w(id, quantity)
 ), locked AS (
-    SELECT p.id FROM products p JOIN wanted w ON w.id = p.id ORDER BY p.id FOR UPDATE OF p
+    SELECT p.id FROM products p JOIN wanted w ON w.id = p.id ORDER BY p.id FOR NO KEY UPDATE OF p
 )
 UPDATE products p SET stock = p.stock - w.quantity, version = p.version + 1
 FROM wanted w
 WHERE w.id = p.id AND p.id IN (SELECT id FROM locked)
   AND p.stock >= w.quantity AND p.is_active AND p.deleted_at IS NULL
-RETURNING p.id, p.sku, p.name, p.price_amount, p.currency"""
+RETURNING p.id"""
     )
     .bindparams(
         sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid())),
         sa.bindparam("quantities", type_=postgresql.ARRAY(sa.Integer())),
     )
-    .columns(
-        id=sa.Uuid(),
-        sku=sa.String(),
-        name=sa.String(),
-        price_amount=sa.BigInteger(),
-        currency=sa.String(),
-    )
+    .columns(id=sa.Uuid())
 )
 
 
-async def reserve_all(
-    session: AsyncSession, wanted: Mapping[UUID, int]
-) -> dict[UUID, sa.Row[*tuple[Any, ...]]]:
+async def reserve_all(session: AsyncSession, wanted: Mapping[UUID, int]) -> set[UUID]:
     """Take the wanted units of each product that is for sale and has them on hand,
-    in one conditional UPDATE, so concurrent orders can never oversell; return each
-    reserved product's price snapshot (`sku`, `name`, `price_amount`, `currency`).
+    in one conditional UPDATE, so concurrent orders can never oversell; return the
+    ids of the products reserved.
 
     A product missing from the result was unknown, not for sale or short: the caller
     must then roll back, as the others were reserved. On PostgreSQL the rows are
@@ -119,7 +114,7 @@ async def reserve_all(
     if session.get_bind().dialect.name == "postgresql":
         params = {"ids": list(wanted), "quantities": list(wanted.values())}
         connection = await session.connection()
-        return {row.id: row for row in await connection.execute(_RESERVE_POSTGRES, params)}
+        return set((await connection.execute(_RESERVE_POSTGRES, params)).scalars())
     quantity = sa.case(dict(wanted), value=_products.c.id)
     statement = (
         sa.update(_products)
@@ -130,28 +125,33 @@ async def reserve_all(
             _products.c.deleted_at.is_(None),
         )
         .values(stock=_products.c.stock - quantity, version=_products.c.version + 1)
-        .returning(
-            _products.c.id,
-            _products.c.sku,
-            _products.c.name,
-            _products.c.price_amount,
-            _products.c.currency,
-        )
+        .returning(_products.c.id)
     )
-    rows = (await session.exec(statement)).all()
-    return {row.id: row for row in rows}
+    return set((await session.exec(statement)).scalars())
 
 
-async def stock_levels(
+_FOR_SALE = sa.select(
+    _products.c.id,
+    _products.c.sku,
+    _products.c.name,
+    _products.c.price_amount,
+    _products.c.currency,
+    _products.c.stock,
+).where(
+    _products.c.id.in_(sa.bindparam("ids", expanding=True)),
+    _products.c.is_active.is_(True),
+    _products.c.deleted_at.is_(None),
+)
+
+
+async def for_sale(
     session: AsyncSession, product_ids: Iterable[UUID]
-) -> dict[UUID, tuple[int, str]]:
-    """`(stock, currency)` of the listed products that exist and are for sale."""
-    statement = select(Product.id, Product.stock, Product.currency).where(
-        col(Product.id).in_(list(product_ids)),
-        col(Product.is_active).is_(True),
-        col(Product.deleted_at).is_(None),
-    )
-    return {pid: (stock, currency) for pid, stock, currency in (await session.exec(statement))}
+) -> dict[UUID, sa.Row[*tuple[Any, ...]]]:
+    """The listed products that exist and are for sale: `sku`, `name`,
+    `price_amount`, `currency` (an order's price snapshot) and `stock` on hand."""
+    connection = await session.connection()
+    rows = await connection.execute(_FOR_SALE, {"ids": list(product_ids)})
+    return {row.id: row for row in rows}
 
 
 async def release_stock(session: AsyncSession, product_id: UUID, quantity: int) -> None:

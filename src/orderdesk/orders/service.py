@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 from types import SimpleNamespace
-from typing import Any, NoReturn
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.catalog import repository as product_repository
 from orderdesk.core import audit, outbox
+from orderdesk.core.errors import DomainError
 from orderdesk.core.ids import new_id
 from orderdesk.core.pagination import Page, decode_id_cursor, encode_cursor
 from orderdesk.core.uow import UnitOfWork
@@ -33,17 +34,21 @@ EXPIRY_BATCH_SIZE = 500
 
 
 async def place_order(uow: UnitOfWork, *, customer: Principal, data: OrderCreate) -> OrderPublic:
-    """Price the lines from the catalog and reserve their stock, all or nothing."""
+    """Price the lines from the catalog and reserve their stock, all or nothing.
+
+    The stock is reserved last, after everything else the order writes: concurrent
+    orders for the same products queue on those rows' locks, which are then held
+    until the commit that follows, not through the order's other statements. The
+    prices are the catalog's as committed a moment before, when the order was priced.
+    """
     wanted = {line.product_id: line.quantity for line in data.lines}
     if len(wanted) != len(data.lines):
         raise DuplicateProduct()
-    reserved = await product_repository.reserve_all(uow.session, wanted)
-    if len(reserved) < len(wanted):  # the unit of work rolls the reservation back
-        await _refuse(uow, wanted, reserved)
-    if len({product.currency for product in reserved.values()}) > 1:
-        raise MixedCurrencies()
+    products = await product_repository.for_sale(uow.session, wanted)
+    if (refusal := _unavailable(wanted, products)) is not None:
+        raise refusal
 
-    order, lines = _new_order(uow, customer, data, reserved)
+    order, lines = _new_order(uow, customer, data, products)
     await order_repository.insert_order(uow.session, order, lines)
     outbox.emit(uow, "order.placed", {"order_id": str(order["id"])})
     audit.record(
@@ -53,27 +58,34 @@ async def place_order(uow: UnitOfWork, *, customer: Principal, data: OrderCreate
         entity_id=order["id"],
         changes={"total": order["total_amount"], "currency": order["currency"]},
     )
+    await uow.flush()
+    reserved = await product_repository.reserve_all(uow.session, wanted)
+    if len(reserved) < len(wanted):  # lost a race since pricing; the caller rolls back
+        refusal = _unavailable(
+            wanted, await product_repository.for_sale(uow.session, wanted), reserved=reserved
+        )
+        assert refusal is not None  # a product not reserved is unknown or short
+        raise refusal
     return OrderPublic.build(SimpleNamespace(**order), (SimpleNamespace(**line) for line in lines))
 
 
-async def _refuse(
-    uow: UnitOfWork, wanted: dict[UUID, int], reserved: Mapping[UUID, Any]
-) -> NoReturn:
-    """Say why a reservation fell short: unknown products first, then mixed
-    currencies, then each short product with what it has on hand."""
-    on_sale = await product_repository.stock_levels(uow.session, wanted)
-    unknown = [pid for pid in wanted if pid not in on_sale]
+def _unavailable(
+    wanted: dict[UUID, int], products: Mapping[UUID, Any], *, reserved: set[UUID] | None = None
+) -> DomainError | None:
+    """Why the order cannot be had, if it cannot: unknown products first, then mixed
+    currencies, then every short product with what it has on hand. After a
+    reservation, a product it did not get counts as short."""
+    unknown = [pid for pid in wanted if pid not in products]
     if unknown:
-        raise UnknownProducts(unknown)
-    if len({currency for _, currency in on_sale.values()}) > 1:
-        raise MixedCurrencies()
-    raise InsufficientStock(
-        [
-            {"product_id": str(pid), "requested": wanted[pid], "available": max(stock, 0)}
-            for pid, (stock, _) in on_sale.items()
-            if pid not in reserved
-        ]
-    )
+        return UnknownProducts(unknown)
+    if len({product.currency for product in products.values()}) > 1:
+        return MixedCurrencies()
+    shortages = [
+        {"product_id": str(pid), "requested": wanted[pid], "available": max(product.stock, 0)}
+        for pid, product in products.items()
+        if (pid not in reserved if reserved is not None else product.stock < wanted[pid])
+    ]
+    return InsufficientStock(shortages) if shortages else None
 
 
 def _new_order(
