@@ -13,16 +13,25 @@ from uuid import UUID
 import httpx
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.app import create_app
 from orderdesk.core.container import Container
+from orderdesk.core.database import create_engine
 from orderdesk.core.outbox import EventStatus, HandledEffect, OutboxEvent
 from orderdesk.jobs import service as job_service
 from orderdesk.notifications.mailer import SmtpConfig, SmtpMailer
 from orderdesk.orders.models import Order, OrderStatus
 from orderdesk.users.models import Role
-from tests.conftest import JobsRunningTransport, MailLog, drain_outbox
+from tests.conftest import (
+    DatabaseFactory,
+    JobsRunningTransport,
+    MailLog,
+    drain_outbox,
+    make_settings,
+)
 from tests.e2e.jobs_support import Inbox, html_of, message_id_of, smtp_server, text_of
 from tests.helpers import bearer, signed_up
 from tests.integration.support import signed_in_as
@@ -392,3 +401,42 @@ async def test_the_smtp_cancellation_carries_the_total_in_text_and_html(
     assert sent["To"] == alice.email
     assert TOTAL in text_of(sent)
     assert TOTAL in html_of(sent)
+
+
+# --- a read replica that lags --------------------------------------------------------
+
+
+@pytest.fixture
+async def lagging_replica_client(
+    container: Container, backend: str, database_factory: DatabaseFactory
+) -> AsyncIterator[tuple[httpx.AsyncClient, Container]]:
+    """The app with its reads routed to a "replica" that has not caught up at all: a
+    migrated database that never receives a write."""
+    replica_url = await database_factory.create_migrated(backend)
+    replica = create_engine(replica_url, make_settings(replica_url), read_only=True)
+    database = dataclasses.replace(
+        container.database,
+        read_engine=replica,
+        read_sessions=async_sessionmaker(replica, class_=AsyncSession, expire_on_commit=False),
+    )
+    lagging = dataclasses.replace(container, database=database)
+    app = create_app(lagging.settings, container=lagging)
+    transport = JobsRunningTransport(container=lagging, app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client, lagging
+    finally:
+        await replica.dispose()
+
+
+async def test_the_order_mail_is_sent_even_when_the_read_replica_lags(
+    lagging_replica_client: tuple[httpx.AsyncClient, Container], mail_log: MailLog
+) -> None:
+    client, lagging = lagging_replica_client
+    shop = await open_shop(client, lagging)
+    alice = await new_customer(client)
+
+    order = await place(client, shop, alice)
+
+    (sent,) = mails_to(mail_log, "order_placed", alice.email)
+    assert order["id"] in sent["text"]

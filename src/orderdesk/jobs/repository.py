@@ -10,6 +10,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -151,9 +152,12 @@ async def counts_by_status(session: AsyncSession) -> dict[str, int]:
     return {str(status): int(n) for status, n in (await session.exec(statement)).all()}
 
 
-async def effect_done(session: AsyncSession, key: str) -> bool:
-    statement = select(HandledEffect.id).where(HandledEffect.key == key)
-    return (await session.exec(statement)).first() is not None
+_effects = HandledEffect.__table__  # type: ignore[attr-defined]
+_EFFECT_DONE = sa.select(_effects.c.id).where(_effects.c.key == sa.bindparam("key"))
+
+
+async def effect_done(connection: AsyncConnection, key: str) -> bool:
+    return (await connection.execute(_EFFECT_DONE, {"key": key})).first() is not None
 
 
 async def record_effect(

@@ -37,8 +37,9 @@ async def _send_once(c: Container, *, key: str, message: EmailMessage, ctx: Even
 
 
 async def _already_sent(c: Container, key: str) -> bool:
-    async with c.database.read_session() as session:
-        return await event_repository.effect_done(session, key)
+    # The primary, never a replica: a lagging replica would miss a recorded send.
+    async with c.database.current_state() as connection:
+        return await event_repository.effect_done(connection, key)
 
 
 def _message_id(key: str) -> str:
@@ -49,14 +50,16 @@ async def send_order_mail(c: Container, payload: dict[str, Any], ctx: EventConte
     kind = ORDER_MAILS[ctx.topic]
     order_id = UUID(payload["order_id"])
     key = f"email:{kind}:{order_id}"
-    if await _already_sent(c, key):
-        return
-    async with c.database.read_session() as session:
-        order = await order_repository.get_by_id(session, order_id)
-        if order is None:
+    # One connection to the primary (a replica may not have the order yet): the
+    # effect check, the order with its lines, and its customer's address.
+    async with c.database.current_state() as connection:
+        if await event_repository.effect_done(connection, key):
             return
-        customer = await user_repository.get_by_id(session, order.user_id, include_deleted=True)
-        lines = (await order_repository.lines_for(session, [order_id])).get(order_id, [])
+        rows = await order_repository.order_with_lines(connection, order_id)
+        if not rows:
+            return
+        order, lines = rows[0], [row for row in rows if row.product_id is not None]
+        customer = await user_repository.contact_of(connection, order.user_id)
     if customer is None:
         return
     rendered = render(

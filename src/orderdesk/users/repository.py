@@ -30,6 +30,16 @@ async def principal_for(
     return Principal(id=row.id, role=Role(row.role))
 
 
+_CONTACT = sa.select(_users.c.email, _users.c.full_name).where(
+    _users.c.id == sa.bindparam("user_id")
+)
+
+
+async def contact_of(connection: AsyncConnection, user_id: UUID) -> sa.Row[str, str] | None:
+    """Where to write to an account (`email`, `full_name`), deleted or not."""
+    return (await connection.execute(_CONTACT, {"user_id": user_id})).first()
+
+
 async def get_by_id(
     session: AsyncSession, user_id: UUID, *, include_deleted: bool = False
 ) -> User | None:
