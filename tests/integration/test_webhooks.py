@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -10,18 +11,27 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.app import create_app
 from orderdesk.auth import service as auth_service
 from orderdesk.core.container import Container
+from orderdesk.core.database import create_engine
 from orderdesk.core.outbox import EventStatus, OutboxEvent
 from orderdesk.core.settings import Settings
 from orderdesk.core.uow import unit_of_work
 from orderdesk.users.models import Role
 from orderdesk.users.schemas import UserCreate
 from orderdesk.webhooks.signing import verify
-from tests.conftest import JobsRunningTransport, build_container, drain_outbox, make_settings
+from tests.conftest import (
+    DatabaseFactory,
+    JobsRunningTransport,
+    build_container,
+    drain_outbox,
+    make_settings,
+)
 from tests.helpers import STRONG_PASSWORD, bearer, sign_in, signed_up, unique_email
 
 
@@ -229,3 +239,38 @@ async def test_customers_cannot_manage_webhooks(client: httpx.AsyncClient) -> No
     response = await client.get("/api/v1/webhooks", headers=bearer(tokens))
 
     assert response.status_code == 403
+
+
+async def test_a_delivery_is_sent_even_when_the_read_replica_lags(
+    webhook_settings: Settings,
+    database: Any,
+    hasher: Any,
+    receiver: Receiver,
+    backend: str,
+    database_factory: DatabaseFactory,
+) -> None:
+    """Reads routed to a "replica" that never catches up (a migrated database that
+    receives no writes) must not hide a delivery the fan-out has just written."""
+    replica_url = await database_factory.create_migrated(backend)
+    replica = create_engine(replica_url, make_settings(replica_url), read_only=True)
+    lagging = dataclasses.replace(
+        database,
+        read_engine=replica,
+        read_sessions=async_sessionmaker(replica, class_=AsyncSession, expire_on_commit=False),
+    )
+    c = build_container(webhook_settings, lagging, hasher)
+    app = create_app(webhook_settings, container=c)
+    transport = JobsRunningTransport(container=c, app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            admin = await _admin_headers(client, c)
+            await _subscribe(client, admin, receiver.url)
+
+            order_id = await _place_order(client, admin)
+            await _settle_retries(c)
+    finally:
+        await c.http.aclose()
+        await replica.dispose()
+
+    assert len(receiver.received) == 1
+    assert json.loads(receiver.received[0]["body"])["data"]["order"]["id"] == order_id

@@ -81,7 +81,9 @@ for _topic in WEBHOOK_TOPICS:
 @handles(DELIVER_TOPIC, name="webhooks.deliver")
 async def deliver(c: Container, payload: dict[str, Any], ctx: EventContext) -> None:
     delivery_id = UUID(payload["delivery_id"])
-    async with c.database.read_session() as session:
+    # The primary, never a replica: the delivery was written a moment ago, and a
+    # stale status could send it twice.
+    async with c.database.latest_session() as session:
         delivery = await webhook_repository.get_delivery(session, delivery_id)
         sub = await webhook_repository.get(session, delivery.subscription_id) if delivery else None
     if delivery is None or delivery.status is not DeliveryStatus.PENDING:
