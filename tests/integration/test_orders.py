@@ -909,9 +909,9 @@ async def test_concurrent_cancels_return_stock_exactly_once(
 async def test_concurrent_orders_for_the_same_products_all_go_through(
     backend: str, database_factory: DatabaseFactory
 ) -> None:
-    """Orders insert their lines (whose foreign keys share-lock the products) before
-    they reserve (which locks them for update): the reservation must take a lock those
-    share locks do not block, or two such orders deadlock and one fails."""
+    """Twelve orders at once for the same three products, each listing them in another
+    order: the reservations lock the rows in id order, so none deadlocks or fails, and
+    every unit is counted once."""
     url = await database_factory.create_migrated(backend)
     async with live_app(url) as (client, container):
         staff = await staff_headers(client, container)

@@ -76,9 +76,8 @@ _products = Product.__table__  # type: ignore[attr-defined]
 
 # PostgreSQL: one static statement whatever the number of lines (the wanted ids and
 # quantities travel as two arrays), the rows locked in id order before the update.
-# FOR NO KEY UPDATE, the lock the UPDATE itself takes: it does not conflict with the
-# KEY SHARE locks that order lines' foreign keys hold on the same products (an order
-# inserts its lines before it reserves), where FOR UPDATE would deadlock two orders.
+# FOR NO KEY UPDATE, the lock the UPDATE itself takes: unlike FOR UPDATE it does not
+# wait for the KEY SHARE locks that order lines' foreign keys hold on products.
 _RESERVE_POSTGRES = (
     sa.text(
         """
@@ -91,20 +90,28 @@ UPDATE products p SET stock = p.stock - w.quantity, version = p.version + 1
 FROM wanted w
 WHERE w.id = p.id AND p.id IN (SELECT id FROM locked)
   AND p.stock >= w.quantity AND p.is_active AND p.deleted_at IS NULL
-RETURNING p.id"""
+RETURNING p.id, p.sku, p.name, p.price_amount, p.currency"""
     )
     .bindparams(
         sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid())),
         sa.bindparam("quantities", type_=postgresql.ARRAY(sa.Integer())),
     )
-    .columns(id=sa.Uuid())
+    .columns(
+        id=sa.Uuid(),
+        sku=sa.String(),
+        name=sa.String(),
+        price_amount=sa.BigInteger(),
+        currency=sa.String(),
+    )
 )
 
 
-async def reserve_all(session: AsyncSession, wanted: Mapping[UUID, int]) -> set[UUID]:
+async def reserve_all(
+    session: AsyncSession, wanted: Mapping[UUID, int]
+) -> dict[UUID, sa.Row[*tuple[Any, ...]]]:
     """Take the wanted units of each product that is for sale and has them on hand,
-    in one conditional UPDATE, so concurrent orders can never oversell; return the
-    ids of the products reserved.
+    in one conditional UPDATE, so concurrent orders can never oversell; return each
+    reserved product's price snapshot (`sku`, `name`, `price_amount`, `currency`).
 
     A product missing from the result was unknown, not for sale or short: the caller
     must then roll back, as the others were reserved. On PostgreSQL the rows are
@@ -114,7 +121,7 @@ async def reserve_all(session: AsyncSession, wanted: Mapping[UUID, int]) -> set[
     if session.get_bind().dialect.name == "postgresql":
         params = {"ids": list(wanted), "quantities": list(wanted.values())}
         connection = await session.connection()
-        return set((await connection.execute(_RESERVE_POSTGRES, params)).scalars())
+        return {row.id: row for row in await connection.execute(_RESERVE_POSTGRES, params)}
     quantity = sa.case(dict(wanted), value=_products.c.id)
     statement = (
         sa.update(_products)
@@ -125,9 +132,16 @@ async def reserve_all(session: AsyncSession, wanted: Mapping[UUID, int]) -> set[
             _products.c.deleted_at.is_(None),
         )
         .values(stock=_products.c.stock - quantity, version=_products.c.version + 1)
-        .returning(_products.c.id)
+        .returning(
+            _products.c.id,
+            _products.c.sku,
+            _products.c.name,
+            _products.c.price_amount,
+            _products.c.currency,
+        )
     )
-    return set((await session.exec(statement)).scalars())
+    rows = (await session.exec(statement)).all()
+    return {row.id: row for row in rows}
 
 
 _FOR_SALE = sa.select(
@@ -147,8 +161,8 @@ _FOR_SALE = sa.select(
 async def for_sale(
     session: AsyncSession, product_ids: Iterable[UUID]
 ) -> dict[UUID, sa.Row[*tuple[Any, ...]]]:
-    """The listed products that exist and are for sale: `sku`, `name`,
-    `price_amount`, `currency` (an order's price snapshot) and `stock` on hand."""
+    """The listed products that exist and are for sale, with their `currency` and
+    `stock` on hand (and the rest of an order's price snapshot)."""
     connection = await session.connection()
     rows = await connection.execute(_FOR_SALE, {"ids": list(product_ids)})
     return {row.id: row for row in rows}

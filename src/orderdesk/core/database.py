@@ -138,9 +138,11 @@ class Database:
         """An ORM session on `current_state()`: for a background handler reading what
         the transaction that caused its event wrote (a replica may not have it yet).
         Objects stay usable after the block; nothing is written."""
-        async with self.current_state() as connection:
-            async with AsyncSession(bind=connection, expire_on_commit=False) as session:
-                yield session
+        async with (
+            self.current_state() as connection,
+            AsyncSession(bind=connection, expire_on_commit=False) as session,
+        ):
+            yield session
 
     async def ping(self) -> None:
         # Through the read engine: on SQLite the primary's transactions begin with

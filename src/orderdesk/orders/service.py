@@ -34,21 +34,22 @@ EXPIRY_BATCH_SIZE = 500
 
 
 async def place_order(uow: UnitOfWork, *, customer: Principal, data: OrderCreate) -> OrderPublic:
-    """Price the lines from the catalog and reserve their stock, all or nothing.
-
-    The stock is reserved last, after everything else the order writes: concurrent
-    orders for the same products queue on those rows' locks, which are then held
-    until the commit that follows, not through the order's other statements. The
-    prices are the catalog's as committed a moment before, when the order was priced.
-    """
+    """Price the lines from the catalog and reserve their stock, all or nothing: the
+    reservation comes first and returns the price snapshot."""
     wanted = {line.product_id: line.quantity for line in data.lines}
     if len(wanted) != len(data.lines):
         raise DuplicateProduct()
-    products = await product_repository.for_sale(uow.session, wanted)
-    if (refusal := _unavailable(wanted, products)) is not None:
+    reserved = await product_repository.reserve_all(uow.session, wanted)
+    if len(reserved) < len(wanted):  # the caller rolls the partial reservation back
+        refusal = _unavailable(
+            wanted, await product_repository.for_sale(uow.session, wanted), reserved=set(reserved)
+        )
+        assert refusal is not None  # a product not reserved is unknown or short
         raise refusal
+    if len({product.currency for product in reserved.values()}) > 1:
+        raise MixedCurrencies()
 
-    order, lines = _new_order(uow, customer, data, products)
+    order, lines = _new_order(uow, customer, data, reserved)
     await order_repository.insert_order(uow.session, order, lines)
     outbox.emit(uow, "order.placed", {"order_id": str(order["id"])})
     audit.record(
@@ -58,23 +59,15 @@ async def place_order(uow: UnitOfWork, *, customer: Principal, data: OrderCreate
         entity_id=order["id"],
         changes={"total": order["total_amount"], "currency": order["currency"]},
     )
-    await uow.flush()
-    reserved = await product_repository.reserve_all(uow.session, wanted)
-    if len(reserved) < len(wanted):  # lost a race since pricing; the caller rolls back
-        refusal = _unavailable(
-            wanted, await product_repository.for_sale(uow.session, wanted), reserved=reserved
-        )
-        assert refusal is not None  # a product not reserved is unknown or short
-        raise refusal
     return OrderPublic.build(SimpleNamespace(**order), (SimpleNamespace(**line) for line in lines))
 
 
 def _unavailable(
-    wanted: dict[UUID, int], products: Mapping[UUID, Any], *, reserved: set[UUID] | None = None
+    wanted: dict[UUID, int], products: Mapping[UUID, Any], *, reserved: set[UUID]
 ) -> DomainError | None:
-    """Why the order cannot be had, if it cannot: unknown products first, then mixed
-    currencies, then every short product with what it has on hand. After a
-    reservation, a product it did not get counts as short."""
+    """Why the order cannot be had: unknown products first, then mixed currencies,
+    then every short product with what it has on hand (on hand now: the products
+    this order did reserve show its own decrement, and do not count as short)."""
     unknown = [pid for pid in wanted if pid not in products]
     if unknown:
         return UnknownProducts(unknown)
@@ -83,7 +76,7 @@ def _unavailable(
     shortages = [
         {"product_id": str(pid), "requested": wanted[pid], "available": max(product.stock, 0)}
         for pid, product in products.items()
-        if (pid not in reserved if reserved is not None else product.stock < wanted[pid])
+        if pid not in reserved
     ]
     return InsufficientStock(shortages) if shortages else None
 
