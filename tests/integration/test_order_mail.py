@@ -312,6 +312,27 @@ async def test_the_sent_message_is_recorded_under_its_business_key(
     assert len(keys) == 1
 
 
+async def test_the_mail_event_is_done_in_the_transaction_that_records_the_send(
+    client: httpx.AsyncClient, container: Container, shop: Shop, alice: Customer
+) -> None:
+    """The record of the send and the event's completion commit together (one
+    timestamp): no window in which the mail is recorded but its event still runs."""
+    order = await place(client, shop, alice)
+    event = await mail_event(container, order["id"], "email.order_placed")
+
+    async with container.database.sessions() as session:
+        effect = (
+            await session.exec(
+                select(HandledEffect).where(
+                    HandledEffect.key == f"email:order_placed:{order['id']}"
+                )
+            )
+        ).one()
+    assert event.status == EventStatus.DONE
+    assert effect.event_id == event.id
+    assert event.completed_at == effect.created_at
+
+
 async def test_the_message_id_is_derived_from_the_order(
     client: httpx.AsyncClient, shop: Shop, alice: Customer, mail_log: MailLog
 ) -> None:

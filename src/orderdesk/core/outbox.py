@@ -25,6 +25,8 @@ from orderdesk.core.ids import new_id
 from orderdesk.core.models import Entity, UTCDateTime
 
 if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
     from orderdesk.core.container import Container
     from orderdesk.core.uow import UnitOfWork
 
@@ -65,12 +67,14 @@ class OutboxEvent(Entity, table=True):
 _events = OutboxEvent.__table__  # type: ignore[attr-defined]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventContext:
     event_id: UUID
     topic: str
     attempt: int
     request_id: str | None
+    # Set by `finish`: the handler marked its event done in its own transaction.
+    finished: bool = False
 
 
 # A handler opens its own units of work: no transaction (and on SQLite no write lock)
@@ -120,6 +124,30 @@ def handles(topic: str, *, name: str) -> Callable[[Handler], Handler]:
 def handler_named(name: str) -> HandlerSpec | None:
     load_handlers()
     return _BY_NAME.get(name)
+
+
+_MARK_DONE = (
+    sa.update(_events)
+    .where(_events.c.id == sa.bindparam("event_id"), _events.c.status != EventStatus.DONE)
+    .values(
+        status=EventStatus.DONE,
+        completed_at=sa.bindparam("now"),
+        lease_expires_at=None,
+        last_error=None,
+    )
+)
+
+
+async def mark_done(session: AsyncSession, event_id: UUID, *, now: datetime) -> None:
+    await session.exec(_MARK_DONE, params={"event_id": event_id, "now": now})
+
+
+async def finish(uow: UnitOfWork, ctx: EventContext, *, now: datetime) -> None:
+    """Mark the handler's event done in the handler's own unit of work, with the
+    record of its effect: both commit together or neither does, and the runner has
+    no transaction of its own left to run for the event."""
+    await mark_done(uow.session, ctx.event_id, now=now)
+    ctx.finished = True
 
 
 def emit(uow: UnitOfWork, topic: str, payload: dict[str, Any]) -> int:

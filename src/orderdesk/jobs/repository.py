@@ -123,15 +123,6 @@ async def start(
     )
 
 
-async def mark_done(session: AsyncSession, event_id: UUID, *, now: datetime) -> None:
-    await session.exec(
-        sa.update(OutboxEvent)
-        .where(col(OutboxEvent.id) == event_id, col(OutboxEvent.status) != EventStatus.DONE)
-        .values(status=EventStatus.DONE, completed_at=now, lease_expires_at=None, last_error=None)
-        .execution_options(synchronize_session=False)
-    )
-
-
 async def get(session: AsyncSession, event_id: UUID) -> OutboxEvent | None:
     return await session.get(OutboxEvent, event_id)
 

@@ -13,7 +13,7 @@ import structlog
 
 from orderdesk.core.container import Container
 from orderdesk.core.errors import Conflict, NotFound
-from orderdesk.core.outbox import EventContext, EventStatus, handler_named
+from orderdesk.core.outbox import EventContext, EventStatus, handler_named, mark_done
 from orderdesk.core.pagination import Page, decode_id_cursor, page_by_id
 from orderdesk.core.uow import UnitOfWork, unit_of_work
 from orderdesk.jobs import repository as event_repository
@@ -116,8 +116,9 @@ async def run_event(c: Container, event_id: UUID) -> bool:
         if spec is None:
             raise LookupError(f"no handler named {started.handler!r}")
         await spec.run(c, dict(started.payload), context)
-        async with unit_of_work(c.database, clock=c.clock) as uow:
-            await event_repository.mark_done(uow.session, event_id, now=uow.now())
+        if not context.finished:
+            async with unit_of_work(c.database, clock=c.clock) as uow:
+                await mark_done(uow.session, event_id, now=uow.now())
         log.info("event_done", attempt=context.attempt)
         return True
     except Exception as exc:

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from orderdesk.auth import service as auth_service
 from orderdesk.auth.models import TokenPurpose
+from orderdesk.core import outbox
 from orderdesk.core.container import Container
 from orderdesk.core.outbox import EventContext, handles
 from orderdesk.core.uow import unit_of_work
@@ -33,7 +34,9 @@ ORDER_MAILS = {
 async def _send_once(c: Container, *, key: str, message: EmailMessage, ctx: EventContext) -> None:
     await c.mailer.send(message)
     async with unit_of_work(c.database, clock=c.clock) as uow:
-        await event_repository.record_effect(uow.session, key, event_id=ctx.event_id, now=uow.now())
+        now = uow.now()
+        await event_repository.record_effect(uow.session, key, event_id=ctx.event_id, now=now)
+        await outbox.finish(uow, ctx, now=now)
 
 
 async def _already_sent(c: Container, key: str) -> bool:

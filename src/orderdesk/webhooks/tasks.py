@@ -52,6 +52,7 @@ async def fan_out(c: Container, payload: dict[str, Any], ctx: EventContext) -> N
     async with unit_of_work(c.database, clock=c.clock) as uow:
         subscriptions = await webhook_repository.active_for_topic(uow.session, ctx.topic)
         if not subscriptions:
+            await outbox.finish(uow, ctx, now=uow.now())
             return
         order = await order_service.order_snapshot(uow.session, UUID(payload["order_id"]))
         body = {
@@ -72,6 +73,8 @@ async def fan_out(c: Container, payload: dict[str, Any], ctx: EventContext) -> N
             )
             uow.session.add(delivery)
             outbox.emit(uow, DELIVER_TOPIC, {"delivery_id": str(delivery.id)})
+        # The deliveries and their outbox events commit with the fan-out's completion.
+        await outbox.finish(uow, ctx, now=uow.now())
 
 
 for _topic in WEBHOOK_TOPICS:
