@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -177,3 +179,32 @@ async def test_ready_is_a_503_naming_the_broker_when_it_is_unreachable(
     assert "broker" in body["detail"]
     assert "database" not in body["detail"]
     assert "127.0.0.1:1" not in response.text
+
+
+@pytest.fixture
+async def hung_broker() -> AsyncIterator[str]:
+    """A "broker" that accepts connections and never answers."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"redis://127.0.0.1:{port}/0"
+    for writer in held:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_hung_broker_is_not_ready_and_its_probes_do_not_pile_up(
+    migrated_url: str, hung_broker: str
+) -> None:
+    threads_before = threading.active_count()
+    answers = [await _ready_with_broker(migrated_url, hung_broker) for _ in range(4)]
+
+    assert [answer.status_code for answer in answers] == [503] * 4
+    assert all("broker" in problem(answer)["detail"] for answer in answers)
+    # One probe thread at most, however many probes found the broker hanging.
+    assert threading.active_count() <= threads_before + 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import APIRouter
 from kombu.connection import Connection
@@ -13,6 +14,11 @@ from orderdesk.core.errors import ServiceUnavailable
 
 router = APIRouter(prefix="/health", tags=["health"])
 READY_TIMEOUT_SECONDS = 2.0
+# kombu connects synchronously. Its own thread, one: a broker that accepts and then
+# hangs holds that one thread, later probes queue behind it and time out (not
+# ready), and the event loop's default pool (DNS, Celery publishing) is never
+# starved by probes that cannot be cancelled.
+_BROKER_PROBE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="broker-probe")
 
 
 @router.get("/live")
@@ -25,9 +31,12 @@ async def ready(c: ContainerDep) -> dict[str, str]:
     """Ready when the database answers and, with a broker configured (CORE/FULL
     tiers), the broker accepts a connection: without it orders still commit, but
     nothing they cause is delivered until it is back."""
-    checks = {"database": c.database.ping()}
+    checks: dict[str, Awaitable[None]] = {"database": c.database.ping()}
     if c.settings.broker_url is not None:
-        checks["broker"] = asyncio.to_thread(_connect_to_broker, c.settings.broker_url)
+        loop = asyncio.get_running_loop()
+        checks["broker"] = loop.run_in_executor(
+            _BROKER_PROBE, _connect_to_broker, c.settings.broker_url
+        )
     results = await asyncio.gather(*(_within_timeout(check) for check in checks.values()))
     down = [name for name, ok in zip(checks, results, strict=True) if not ok]
     if down:
@@ -44,6 +53,14 @@ async def _within_timeout(check: Awaitable[None]) -> bool:
 
 
 def _connect_to_broker(url: str) -> None:
+    timeouts = {
+        "socket_timeout": READY_TIMEOUT_SECONDS,  # Redis: reads as well as the connect
+        "socket_connect_timeout": READY_TIMEOUT_SECONDS,
+    }
     # kombu's constructor is not annotated.
-    with Connection(url, connect_timeout=READY_TIMEOUT_SECONDS) as connection:  # type: ignore[no-untyped-call]
-        connection.connect()
+    with Connection(  # type: ignore[no-untyped-call]
+        url, connect_timeout=READY_TIMEOUT_SECONDS, transport_options=timeouts
+    ) as connection:
+        connection.ensure_connection(
+            max_retries=1, interval_start=0, interval_step=0, timeout=READY_TIMEOUT_SECONDS
+        )
