@@ -123,9 +123,9 @@ class Database:
 
         Hot GETs use it instead of a unit of work: no session, no BEGIN/COMMIT
         round trips. Each statement sees its own snapshot, so a read that must be
-        consistent across rows is one statement. On SQLite it is the read engine
-        (SQLAlchemy's AUTOCOMMIT would reset the driver's transaction mode on
-        return), a deferred BEGIN that takes no write lock.
+        consistent across rows is one statement. On SQLite a transaction begun with
+        a deferred BEGIN, which takes no write lock (SQLAlchemy's AUTOCOMMIT would
+        reset the driver's transaction mode when the connection is returned).
         """
         async with self.engine.connect() as connection:
             if self.engine.dialect.name == "sqlite":

@@ -46,7 +46,12 @@ class UnitOfWork:
         (an audit entry, an outbox event): written at the next flush or commit with
         one multi-row INSERT per table, without an ORM object per row. Rolled back
         with everything else."""
-        self._staged.setdefault(table, []).append(row)
+        rows = self._staged.setdefault(table, [])
+        # One multi-row INSERT takes its columns from the first row: a row with other
+        # keys would silently lose values.
+        if rows and row.keys() != rows[0].keys():
+            raise ValueError(f"staged rows for {table.name} must have the same columns")
+        rows.append(row)
 
     async def flush(self) -> None:
         try:
