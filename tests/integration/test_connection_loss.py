@@ -9,8 +9,10 @@ past the pool timeout answers 503 too, instead of a 500."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -32,6 +34,11 @@ from tests.integration.catalog_fixtures import (
 from tests.services import POSTGRES_ADMIN_URL
 
 POOL_SIZE = 3
+REFUSING_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
 
 
 @pytest.fixture
@@ -131,3 +138,36 @@ async def test_a_request_that_cannot_get_a_connection_in_time_is_a_503(
     assert busy.headers["Retry-After"] == "1"
     assert busy.json()["code"] == "service_unavailable"
     assert free.status_code == 200, free.text
+
+
+async def test_readiness_does_not_wait_for_a_busy_pool(postgres_url: str) -> None:
+    """The probe connects outside the pool: a burst that holds every pooled connection
+    makes requests queue, not the instance look down."""
+    async with (
+        live_app(postgres_url, pool_size=1, database_pool_timeout_seconds=0.2) as (
+            client,
+            container,
+        ),
+        container.database.engine.connect() as hog,
+    ):
+        await hog.execute(sa.text("SELECT 1"))  # holds the pool's only connection
+        ready = await client.get("/health/ready")
+
+    assert ready.status_code == 200, ready.text
+
+
+async def test_a_database_that_refuses_connections_is_a_503(postgres_url: str) -> None:
+    """Down, not just a dead pooled connection: the driver's ConnectionRefusedError
+    is a 503 too, never a 500."""
+    async with live_app(REFUSING_POSTGRES) as (client, container):
+        token = container.tokens.issue_access_token(
+            user_id=uuid.uuid4(), role="customer", token_version=0, session_id=None, now=now()
+        )
+        response = await client.get(
+            f"{API}/orders/{uuid.uuid4()}", headers={"Authorization": f"Bearer {token}"}
+        )
+
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["code"] == "service_unavailable"
+    assert "127.0.0.1" not in response.text

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.core.settings import Settings
@@ -86,6 +87,10 @@ class Database:
     read_engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     read_sessions: async_sessionmaker[AsyncSession]
+    # Readiness probes connect outside the pool (PostgreSQL): under a burst that
+    # holds every pooled connection, a probe would otherwise wait for one, time out
+    # and take the instance out of rotation for being busy.
+    probe_engine: AsyncEngine | None = field(default=None, kw_only=True)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -99,9 +104,13 @@ class Database:
 
     @classmethod
     def from_engines(cls, engine: AsyncEngine, read_engine: AsyncEngine) -> Database:
+        probe_engine = None
+        if read_engine.dialect.name != "sqlite":
+            probe_engine = create_async_engine(read_engine.url, poolclass=NullPool)
         return cls(
             engine=engine,
             read_engine=read_engine,
+            probe_engine=probe_engine,
             sessions=async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
             read_sessions=async_sessionmaker(
                 read_engine, class_=AsyncSession, expire_on_commit=False
@@ -147,10 +156,12 @@ class Database:
     async def ping(self) -> None:
         # Through the read engine: on SQLite the primary's transactions begin with
         # BEGIN IMMEDIATE and would queue a health probe behind every writer.
-        async with self.read_engine.connect() as connection:
+        async with (self.probe_engine or self.read_engine).connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+        if self.probe_engine is not None:
+            await self.probe_engine.dispose()

@@ -211,10 +211,19 @@ async def _pool_timeout(_: Request, exc: Exception) -> Response:
     )
 
 
+async def _unreachable(_: Request, exc: Exception) -> Response:
+    """A connection could not be opened at all (the database is down or restarting;
+    the driver raises the socket's error, not a DBAPI one)."""
+    _log.warning("connection_refused", error=type(exc).__name__)
+    detail = "A service this request needs is unreachable; retry shortly."
+    return _render(ServiceUnavailable(detail, headers=_RETRY_SOON))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(PoolTimeout, _pool_timeout)
+    app.add_exception_handler(ConnectionError, _unreachable)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 
