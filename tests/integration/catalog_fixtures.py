@@ -10,20 +10,17 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 import httpx
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col, func, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.app import create_app
 from orderdesk.auth import service as auth_service
 from orderdesk.catalog.models import Product
 from orderdesk.core.container import Container
-from orderdesk.core.database import Database
 from orderdesk.core.idempotency import IdempotencyRecord
 from orderdesk.core.uow import unit_of_work
 from orderdesk.orders.models import Order, OrderStatus
@@ -32,7 +29,6 @@ from orderdesk.users.schemas import UserCreate
 from tests.conftest import make_settings
 from tests.helpers import (
     STRONG_PASSWORD,
-    OneConnectionDatabase,
     bearer,
     sign_in,
     signed_up,
@@ -232,57 +228,6 @@ async def expire_idempotency_keys(container: Container, key: str, expires_at: da
         )
         await session.commit()
         return int(result.rowcount)
-
-
-# --- the per-test rolled-back database, with read sessions that nest correctly ------
-
-
-class _JoinedReadSession(AsyncSession):
-    """A read session on the test's connection that neither opens nor ends a
-    transaction of its own: reads never write, so there is nothing to undo."""
-
-    async def rollback(self) -> None:
-        self.expunge_all()
-
-
-@asynccontextmanager
-async def rolled_back_database(engine: AsyncEngine) -> AsyncIterator[Database]:
-    """Like `tests.conftest.database` (one outer transaction per test, rolled back at
-    its end; commits become savepoint releases), except for read sessions.
-
-    There, a route that takes both a unit of work and a read session (any catalog read
-    by a signed-in caller) opens two savepoints on the one shared connection; the unit
-    of work releases the outer one first, which destroys the inner one, and the read
-    session's rollback then fails with "savepoint does not exist" (a 500 that only the
-    shared test connection causes: in production each session has its own connection).
-    Here read sessions join the current transaction without a savepoint instead."""
-    async with engine.connect() as connection:
-        transaction = await connection.begin()
-        sessions = async_sessionmaker(
-            bind=connection,
-            class_=AsyncSession,
-            expire_on_commit=False,
-            join_transaction_mode="create_savepoint",
-        )
-        read_sessions = cast(
-            "async_sessionmaker[AsyncSession]",
-            async_sessionmaker(
-                bind=connection,
-                class_=_JoinedReadSession,
-                expire_on_commit=False,
-                join_transaction_mode="rollback_only",
-            ),
-        )
-        try:
-            yield OneConnectionDatabase(
-                engine=engine,
-                read_engine=engine,
-                sessions=sessions,
-                read_sessions=read_sessions,
-                connection=connection,
-            )
-        finally:
-            await transaction.rollback()
 
 
 # --- a real app on its own database, for concurrent requests ------------------------

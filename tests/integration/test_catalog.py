@@ -9,11 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orderdesk.app import create_app
 from orderdesk.core.container import Container
-from orderdesk.core.database import Database
 from orderdesk.core.pagination import encode_cursor
 from orderdesk.users.models import Role
 from tests.conftest import DatabaseFactory
@@ -22,35 +20,16 @@ from tests.integration.catalog_fixtures import (
     Headers,
     all_pages,
     create_product,
-    customer,
     live_app,
     new_sku,
     problem,
     product_body,
     read_product,
-    rolled_back_database,
     staff_headers,
     stored_product,
 )
 
 PRODUCTS = f"{API}/products"
-
-
-@pytest.fixture
-async def database(engine: AsyncEngine) -> AsyncIterator[Database]:
-    async with rolled_back_database(engine) as database:
-        yield database
-
-
-@pytest.fixture
-async def staff(client: httpx.AsyncClient, container: Container) -> Headers:
-    return await staff_headers(client, container)
-
-
-@pytest.fixture
-async def shopper(client: httpx.AsyncClient) -> Headers:
-    _, headers = await customer(client)
-    return headers
 
 
 def ids(items: list[dict[str, Any]]) -> list[str]:

@@ -10,17 +10,11 @@ races cannot happen there (the in-process concurrency tests cover it).
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -28,6 +22,14 @@ import httpx
 import pytest
 
 from tests.conftest import DatabaseFactory
+from tests.e2e.conftest import (
+    ORDERDESK,
+    free_port,
+    run_cli,
+    server_env,
+    stop,
+    wait_until_ready,
+)
 from tests.helpers import STRONG_PASSWORD, unique_email
 
 # Generous bounds: other work may share the machine's CPUs, and a sign-up costs an
@@ -35,8 +37,6 @@ from tests.helpers import STRONG_PASSWORD, unique_email
 pytestmark = pytest.mark.timeout(600)
 
 T = TypeVar("T")
-ORDERDESK = Path(sys.executable).with_name("orderdesk")
-READY_TIMEOUT_SECONDS = 30.0
 REQUEST_TIMEOUT_SECONDS = 120.0
 BURST_TIMEOUT_SECONDS = 240.0
 API = "/api/v1"
@@ -50,61 +50,15 @@ class Cluster:
     staff_password: str
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _env(database_url: str) -> dict[str, str]:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("ORDERDESK_") and name not in {"HOST", "PORT"}
-    }
+    env = server_env(database_url)
+    # Small pools: other work may share the server's connection limit.
     env.update(
-        ORDERDESK_ENV="test",
-        ORDERDESK_SECRET_KEY=secrets.token_urlsafe(48),
-        ORDERDESK_DATABASE_URL=database_url,
-        # Small pools: other work may share the server's connection limit.
         ORDERDESK_DATABASE_POOL_SIZE="6",
         ORDERDESK_DATABASE_MAX_OVERFLOW="2",
         ORDERDESK_LOG_LEVEL="WARNING",
-        ORDERDESK_LOG_FORMAT="json",
     )
     return env
-
-
-def _wait_until_ready(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"orderdesk serve exited with {process.returncode}:\n"
-                + log.read_text(encoding="utf-8", errors="replace")[-4000:]
-            )
-        try:
-            response = httpx.get(f"{base_url}/health/ready", timeout=2.0)
-            if response.status_code == 200:
-                return
-            last = f"{response.status_code} {response.text}"
-        except httpx.TransportError as exc:
-            last = repr(exc)
-        time.sleep(0.1)
-    pytest.fail(f"orderdesk serve at {base_url} not ready within {READY_TIMEOUT_SECONDS} s: {last}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
@@ -125,15 +79,8 @@ def cluster(
     workdir = tmp_path_factory.mktemp("cluster")
     env = _env(cluster_database_url)
     staff_email, staff_password = unique_email("staff"), STRONG_PASSWORD
-    created = subprocess.run(
-        [str(ORDERDESK), "create-admin", "--email", staff_email, "--password", staff_password],
-        env=env,
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        stdin=subprocess.DEVNULL,
+    created = run_cli(
+        env, workdir, "create-admin", "--email", staff_email, "--password", staff_password
     )
     assert created.returncode == 0, created.stdout + created.stderr
 
@@ -141,7 +88,7 @@ def cluster(
     try:
         started = []
         for number in range(SERVERS):
-            port = _free_port()
+            port = free_port()
             log = workdir / f"serve-{number}.log"
             with log.open("wb") as output:
                 process = subprocess.Popen(
@@ -155,7 +102,7 @@ def cluster(
             processes.append(process)
             started.append((process, f"http://127.0.0.1:{port}", log))
         for process, base_url, log in started:
-            _wait_until_ready(process, base_url, log)
+            wait_until_ready(process, base_url, log)
         yield Cluster(
             base_urls=[base_url for _, base_url, _ in started],
             staff_email=staff_email,
@@ -163,7 +110,7 @@ def cluster(
         )
     finally:
         for process in processes:
-            _stop(process)
+            stop(process)
 
 
 # --- talking to the cluster -------------------------------------------------------

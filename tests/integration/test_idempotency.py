@@ -5,16 +5,13 @@ keys, and lets concurrent duplicates act once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orderdesk.core.container import Container
-from orderdesk.core.database import Database
 from tests.conftest import DatabaseFactory
 from tests.integration.catalog_fixtures import (
     API,
@@ -27,30 +24,12 @@ from tests.integration.catalog_fixtures import (
     orders_count,
     post_order,
     problem,
-    rolled_back_database,
     staff_headers,
     stock_of,
 )
 
 ORDERS = f"{API}/orders"
 REPLAYED = "Idempotent-Replayed"
-
-
-@pytest.fixture
-async def database(engine: AsyncEngine) -> AsyncIterator[Database]:
-    async with rolled_back_database(engine) as database:
-        yield database
-
-
-@pytest.fixture
-async def staff(client: httpx.AsyncClient, container: Container) -> Headers:
-    return await staff_headers(client, container)
-
-
-@pytest.fixture
-async def shopper(client: httpx.AsyncClient) -> Headers:
-    _, headers = await customer(client)
-    return headers
 
 
 @pytest.fixture

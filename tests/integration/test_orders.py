@@ -4,16 +4,13 @@ reservation), the state machine, who may see and do what, listing, and expiry.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orderdesk.core.container import Container
-from orderdesk.core.database import Database
 from orderdesk.core.uow import unit_of_work
 from orderdesk.orders import service as order_service
 from orderdesk.orders.models import OrderStatus
@@ -30,7 +27,6 @@ from tests.integration.catalog_fixtures import (
     place_order,
     post_order,
     problem,
-    rolled_back_database,
     set_order_created_at,
     set_order_status,
     staff_headers,
@@ -40,17 +36,6 @@ from tests.integration.catalog_fixtures import (
 
 ORDERS = f"{API}/orders"
 UNKNOWN_ID = "0190f5f0-0000-7000-8000-000000000000"
-
-
-@pytest.fixture
-async def database(engine: AsyncEngine) -> AsyncIterator[Database]:
-    async with rolled_back_database(engine) as database:
-        yield database
-
-
-@pytest.fixture
-async def staff(client: httpx.AsyncClient, container: Container) -> Headers:
-    return await staff_headers(client, container)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, func, select
 
 from orderdesk.catalog.models import Product
@@ -30,8 +29,6 @@ from tests.integration.catalog_fixtures import (
     problem,
     products_count,
     read_product,
-    rolled_back_database,
-    staff_headers,
 )
 
 IMPORT = f"{API}/products/import"
@@ -39,17 +36,6 @@ CSV_TYPE = {"Content-Type": "text/csv"}
 NDJSON_TYPE = {"Content-Type": "application/x-ndjson"}
 HEADER = "sku,name,price_amount,currency,stock,is_active\n"
 ORDERDESK = Path(sys.executable).with_name("orderdesk")
-
-
-@pytest.fixture
-async def database(engine: AsyncEngine) -> AsyncIterator[Database]:
-    async with rolled_back_database(engine) as database:
-        yield database
-
-
-@pytest.fixture
-async def staff(client: httpx.AsyncClient, container: Container) -> Headers:
-    return await staff_headers(client, container)
 
 
 def csv_row(sku: str, name: str = "Mug", amount: int = 100, stock: int = 5) -> str:

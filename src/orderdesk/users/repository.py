@@ -40,13 +40,10 @@ async def contact_of(connection: AsyncConnection, user_id: UUID) -> sa.Row[str, 
     return (await connection.execute(_CONTACT, {"user_id": user_id})).first()
 
 
-async def get_by_id(
-    session: AsyncSession, user_id: UUID, *, include_deleted: bool = False
-) -> User | None:
+async def get_by_id(session: AsyncSession, user_id: UUID) -> User | None:
+    """The live account with this id; deleted accounts are not found."""
     user = await session.get(User, user_id)
-    if user is None or (user.is_deleted and not include_deleted):
-        return None
-    return user
+    return None if user is None or user.is_deleted else user
 
 
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
