@@ -11,8 +11,14 @@ from orderdesk import __version__
 from orderdesk.auth.api import router as auth_router
 from orderdesk.catalog.api import router as catalog_router
 from orderdesk.core.container import Container
-from orderdesk.core.errors import install_error_handlers
+from orderdesk.core.errors import (
+    PayloadTooLarge,
+    ValidationFailed,
+    install_error_handlers,
+)
 from orderdesk.core.logging import RequestContextMiddleware, configure_logging
+from orderdesk.core.methods import HeadAsGetMiddleware
+from orderdesk.core.openapi import install_docs, install_openapi, operation_id
 from orderdesk.core.settings import Settings, get_settings
 from orderdesk.health.api import router as health_router
 from orderdesk.jobs.api import router as jobs_router
@@ -47,13 +53,15 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         debug=settings.debug,
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served from packaged assets below, so they work offline
         redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     if container is not None:
         # Supplied by the caller (tests, embedding): usable without running lifespan.
         app.state.container = container
     install_error_handlers(app)
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
@@ -74,4 +82,12 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health_router)
+    install_openapi(
+        app,
+        automatic={
+            "params": (ValidationFailed,),
+            "body": (PayloadTooLarge,),
+        },
+    )
+    install_docs(app)
     return app

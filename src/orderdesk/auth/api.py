@@ -13,7 +13,15 @@ from orderdesk.auth.dependencies import (
     CurrentAccount,
     CurrentUser,
 )
-from orderdesk.auth.errors import InvalidRefreshToken
+from orderdesk.auth.errors import (
+    CsrfFailed,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidOneTimeToken,
+    InvalidRefreshToken,
+    RefreshTokenReused,
+    WeakPassword,
+)
 from orderdesk.auth.schemas import (
     EmailVerification,
     IssuedTokens,
@@ -26,6 +34,8 @@ from orderdesk.auth.schemas import (
 )
 from orderdesk.core.container import Container
 from orderdesk.core.deps import ClientAddress, ContainerDep, UnitOfWorkDep
+from orderdesk.core.errors import TooManyRequests
+from orderdesk.core.openapi import problems
 from orderdesk.users.schemas import UserCreate, UserPublic
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -33,12 +43,23 @@ PasswordForm = Annotated[OAuth2PasswordRequestForm, Depends()]
 REFRESH_COOKIE_PATH = "/api/v1/auth"
 
 
+async def no_store(response: Response) -> None:
+    """Answers that carry tokens are never cached (RFC 6749 §5.1)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
+NoStore = [Depends(no_store)]
+
+
 @router.post("/register", status_code=status.HTTP_201_CREATED)
-async def register(data: UserCreate, uow: UnitOfWorkDep, c: ContainerDep) -> UserPublic:
+@problems(EmailTaken, WeakPassword)
+async def register_account(data: UserCreate, uow: UnitOfWorkDep, c: ContainerDep) -> UserPublic:
     return UserPublic.from_user(await auth_service.register(uow, c, data=data))
 
 
-@router.post("/token")
+@router.post("/token", dependencies=NoStore)
+@problems(InvalidCredentials, TooManyRequests)
 async def issue_token(
     form: PasswordForm, uow: UnitOfWorkDep, c: ContainerDep, address: ClientAddress
 ) -> TokenPair:
@@ -49,20 +70,22 @@ async def issue_token(
     return TokenPair.from_issued(issued)
 
 
-@router.post("/refresh")
-async def refresh(data: RefreshRequest, uow: UnitOfWorkDep, c: ContainerDep) -> TokenPair:
+@router.post("/refresh", dependencies=NoStore)
+@problems(InvalidRefreshToken, RefreshTokenReused)
+async def refresh_tokens(data: RefreshRequest, uow: UnitOfWorkDep, c: ContainerDep) -> TokenPair:
     """Rotate: the presented token is spent and a new pair returned. Presenting a spent
     token again revokes its whole session."""
     issued = await auth_service.rotate_refresh_token(uow, c, refresh_token=data.refresh_token)
     return TokenPair.from_issued(issued)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def logout(data: LogoutRequest, user: CurrentUser, uow: UnitOfWorkDep) -> None:
     await auth_service.sign_out(uow, user=user, refresh_token=data.refresh_token)
 
 
-@router.post("/session")
+@router.post("/session", dependencies=NoStore)
+@problems(InvalidCredentials, TooManyRequests)
 async def start_session(
     form: PasswordForm,
     response: Response,
@@ -79,7 +102,8 @@ async def start_session(
     return SessionPublic(csrf_token=c.tokens.csrf_token_for(issued.session_id))
 
 
-@router.post("/session/refresh")
+@router.post("/session/refresh", dependencies=NoStore)
+@problems(InvalidRefreshToken, RefreshTokenReused, CsrfFailed)
 async def refresh_session(
     request: Request, response: Response, uow: UnitOfWorkDep, c: ContainerDep
 ) -> SessionPublic:
@@ -95,7 +119,7 @@ async def refresh_session(
     return SessionPublic(csrf_token=c.tokens.csrf_token_for(issued.session_id))
 
 
-@router.delete("/session", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/session", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def end_session(
     request: Request, response: Response, _: CurrentUser, uow: UnitOfWorkDep, c: ContainerDep
 ) -> None:
@@ -108,7 +132,8 @@ async def end_session(
     )
 
 
-@router.post("/verify-email", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/verify-email", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@problems(InvalidOneTimeToken)
 async def verify_email(data: EmailVerification, uow: UnitOfWorkDep) -> None:
     await auth_service.verify_email(uow, token=data.token)
 
@@ -124,7 +149,10 @@ async def request_password_reset(data: PasswordResetRequest, uow: UnitOfWorkDep)
     await auth_service.request_password_reset(uow, email=data.email)
 
 
-@router.post("/password-reset/confirm", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/password-reset/confirm", status_code=status.HTTP_204_NO_CONTENT, response_class=Response
+)
+@problems(InvalidOneTimeToken, WeakPassword)
 async def confirm_password_reset(
     data: PasswordResetConfirm, uow: UnitOfWorkDep, c: ContainerDep
 ) -> None:

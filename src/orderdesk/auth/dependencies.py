@@ -17,6 +17,7 @@ from orderdesk.auth import service as auth_service
 from orderdesk.auth.errors import CsrfFailed, InvalidAccessToken
 from orderdesk.core.deps import ContainerDep, UnitOfWorkDep, bind_actor
 from orderdesk.core.errors import Forbidden
+from orderdesk.core.openapi import problems
 from orderdesk.users import repository as user_repository
 from orderdesk.users.models import Permission, Principal, User
 
@@ -28,6 +29,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 bearer_token = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
+@problems(InvalidAccessToken, CsrfFailed)
 async def current_user(
     request: Request,
     c: ContainerDep,
@@ -49,6 +51,7 @@ async def current_user(
 CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
+@problems(InvalidAccessToken)
 async def current_account(principal: CurrentUser, uow: UnitOfWorkDep) -> User:
     """The caller's account itself, in the request's unit of work, for the routes
     that read or change more of it than its id and role."""
@@ -61,6 +64,7 @@ async def current_account(principal: CurrentUser, uow: UnitOfWorkDep) -> User:
 CurrentAccount = Annotated[User, Depends(current_account)]
 
 
+@problems(InvalidAccessToken, CsrfFailed)
 async def optional_user(
     request: Request,
     c: ContainerDep,
@@ -76,6 +80,7 @@ OptionalUser = Annotated[Principal | None, Depends(optional_user)]
 
 
 def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
+    @problems(Forbidden)
     async def check(principal: CurrentUser) -> Principal:
         if not principal.can(permission):
             raise Forbidden(f"This needs the '{permission.value}' permission.")

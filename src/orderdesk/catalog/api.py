@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from orderdesk.auth.dependencies import OptionalUser, require
 from orderdesk.catalog import service as catalog_service
+from orderdesk.catalog.errors import ImportRejected, ProductNotFound, SkuTaken
 from orderdesk.catalog.importing import ImportFormat, decode_upload, read_rows, validate_rows
 from orderdesk.catalog.schemas import (
     ImportResult,
@@ -17,19 +18,27 @@ from orderdesk.catalog.schemas import (
     ProductUpdate,
 )
 from orderdesk.core.deps import Cursor, Limit, ReadSessionDep, UnitOfWorkDep
-from orderdesk.core.errors import UnsupportedMediaType
+from orderdesk.core.errors import (
+    InvalidInput,
+    PreconditionFailed,
+    PreconditionRequired,
+    UnsupportedMediaType,
+)
 from orderdesk.core.money import MAX_AMOUNT, CurrencyCode
+from orderdesk.core.openapi import problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, Page
-from orderdesk.core.versioning import etag, expected_version, optional_expected_version
+from orderdesk.core.versioning import IfMatch, etag, optional_if_match, required_if_match
 from orderdesk.users.models import Permission, Principal
 
 router = APIRouter(prefix="/products", tags=["catalog"])
 CatalogManager = Annotated[Principal, Depends(require(Permission.CATALOG_MANAGE))]
-ExpectedVersion = Annotated[int, Depends(expected_version)]
+RequiredIfMatch = Annotated[IfMatch, Depends(required_if_match)]
+OptionalIfMatch = Annotated[IfMatch, Depends(optional_if_match)]
 Price = Annotated[int | None, Query(ge=0, le=MAX_AMOUNT)]
 
 
 @router.get("")
+@problems(InvalidInput)
 async def list_products(
     session: ReadSessionDep,
     user: OptionalUser,
@@ -57,6 +66,7 @@ async def list_products(
 
 
 @router.get("/{product_id}")
+@problems(ProductNotFound)
 async def read_product(
     product_id: UUID, session: ReadSessionDep, user: OptionalUser, response: Response
 ) -> ProductPublic:
@@ -69,6 +79,7 @@ async def read_product(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
+@problems(SkuTaken)
 async def create_product(
     data: ProductCreate, _: CatalogManager, uow: UnitOfWorkDep, response: Response
 ) -> ProductPublic:
@@ -78,31 +89,35 @@ async def create_product(
 
 
 @router.patch("/{product_id}")
+@problems(ProductNotFound, InvalidInput, PreconditionFailed, PreconditionRequired)
 async def update_product(
     product_id: UUID,
     data: ProductUpdate,
-    version: ExpectedVersion,
+    if_match: RequiredIfMatch,
     _: CatalogManager,
     uow: UnitOfWorkDep,
     response: Response,
 ) -> ProductPublic:
     """Needs `If-Match: "<version>"`: 428 without it, 412 when it is stale."""
     product = await catalog_service.update_product(
-        uow, product_id=product_id, expected_version=version, data=data
+        uow, product_id=product_id, expected_version=if_match.version(), data=data
     )
     response.headers["ETag"] = etag(product.version)
     return product
 
 
-@router.delete("/{product_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{product_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@problems(ProductNotFound, PreconditionFailed)
 async def delete_product(
     product_id: UUID,
-    version: Annotated[int | None, Depends(optional_expected_version)],
+    if_match: OptionalIfMatch,
     _: CatalogManager,
     uow: UnitOfWorkDep,
 ) -> None:
     """Soft delete. `If-Match` is optional here; when sent, it must be current."""
-    await catalog_service.delete_product(uow, product_id=product_id, expected_version=version)
+    await catalog_service.delete_product(
+        uow, product_id=product_id, expected_version=if_match.version_if_sent()
+    )
 
 
 @router.post(
@@ -117,6 +132,7 @@ async def delete_product(
         }
     },
 )
+@problems(ImportRejected, UnsupportedMediaType)
 async def import_products(request: Request, _: CatalogManager, uow: UnitOfWorkDep) -> ImportResult:
     """Bulk upsert by SKU from CSV (`text/csv`) or JSON lines (`application/x-ndjson`).
     Every row is validated first; any bad row rejects the whole file (422, listing

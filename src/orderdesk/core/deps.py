@@ -10,12 +10,15 @@ from fastapi import Depends, Query, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.core.container import Container
+from orderdesk.core.errors import ServiceUnavailable
+from orderdesk.core.openapi import problems
 from orderdesk.core.pagination import MAX_LIMIT
 from orderdesk.core.uow import UnitOfWork, unit_of_work
 
 
 # Dependencies are `async def` even when they do not await: FastAPI runs plain
 # functions in a worker thread, a hop per request for nothing.
+@problems(ServiceUnavailable)  # whatever reaches the services may find one down
 async def get_container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container

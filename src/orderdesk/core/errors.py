@@ -18,6 +18,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
+from starlette.types import Scope
 
 PROBLEM_JSON = "application/problem+json"
 _log = structlog.get_logger(__name__)
@@ -103,6 +105,20 @@ class ServiceUnavailable(DomainError):
     title = "Service unavailable"
 
 
+class ValidationFailed(InvalidInput):
+    """What the framework answers when parameters or a body do not match their schema
+    (rendered by `_validation_error`; the class names the code for the document)."""
+
+    code = "validation_failed"
+    title = "The request is not valid"
+
+
+class PayloadTooLarge(DomainError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
 def problem_response(
     *,
     status: int,
@@ -151,9 +167,9 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
         message = error["msg"].removeprefix("Value error, ")
         errors.append({"field": _dotted(loc), "message": message, "type": error["type"]})
     return problem_response(
-        status=HTTPStatus.UNPROCESSABLE_ENTITY,
-        code="validation_failed",
-        title="The request is not valid",
+        status=ValidationFailed.status,
+        code=ValidationFailed.code,
+        title=ValidationFailed.title,
         detail=f"{len(errors)} field(s) failed validation",
         errors=errors,
     )
@@ -167,14 +183,41 @@ _HTTP_CODES = {
 }
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = HTTPStatus(exc.status_code)
+    headers = exc.headers
+    if status is HTTPStatus.METHOD_NOT_ALLOWED:
+        # Starlette names only the methods of the first route that matched the path;
+        # a path served by several routes (GET, PATCH, DELETE) takes all of theirs.
+        allow = ", ".join(allowed_methods(request.app, request.scope))
+        if request.method == "OPTIONS":
+            return Response(status_code=HTTPStatus.NO_CONTENT, headers={"Allow": allow})
+        headers = {**(headers or {}), "Allow": allow}
     code = _HTTP_CODES.get(status) or status.phrase.lower().replace(" ", "_").replace("-", "_")
     detail = exc.detail if isinstance(exc.detail, str) else status.description
     return problem_response(
-        status=status, code=code, title=status.phrase, detail=detail, headers=exc.headers
+        status=status, code=code, title=status.phrase, detail=detail, headers=headers
     )
+
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(app: Any, scope: Scope) -> list[str]:
+    """The methods some route takes at this path, with the implicit HEAD (for GET)
+    and OPTIONS."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] is Match.FULL
+            for route in app.router.routes
+        )
+    ]
+    if "GET" in allowed:
+        allowed.insert(1, "HEAD")
+    return [*allowed, "OPTIONS"]
 
 
 def internal_error_response() -> Response:

@@ -29,6 +29,7 @@ from starlette.responses import Response
 from orderdesk.core.errors import Conflict, DomainError, InvalidInput
 from orderdesk.core.ids import new_id
 from orderdesk.core.models import Entity, UTCDateTime
+from orderdesk.core.openapi import required_headers
 from orderdesk.core.uow import UnitOfWork
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -70,14 +71,15 @@ class IdempotencyKeyMissing(DomainError):
     title = "This request needs an Idempotency-Key header"
 
 
+@required_headers(IDEMPOTENCY_HEADER)
 async def idempotency_key(
     key: Annotated[
         str | None,
         Header(alias=IDEMPOTENCY_HEADER, min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),
     ] = None,
-) -> str:
-    if key is None:
-        raise IdempotencyKeyMissing()
+) -> str | None:
+    """The key as sent; its absence is refused by `run_once`, after the path and the
+    body have been validated, so a bad body is reported first."""
     return key
 
 
@@ -134,13 +136,15 @@ async def run_once(
     uow: UnitOfWork,
     *,
     owner_id: UUID,
-    key: str,
+    key: str | None,
     request_fingerprint: str,
     ttl: timedelta,
     status_code: int,
     action: Callable[[], Awaitable[BaseModel]],
 ) -> Response:
     """Run `action` once per (owner, key); later calls replay its stored response."""
+    if key is None:
+        raise IdempotencyKeyMissing()
     claim = await _claim(
         uow, owner_id=owner_id, key=key, request_fingerprint=request_fingerprint, ttl=ttl
     )

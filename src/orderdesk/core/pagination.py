@@ -35,6 +35,12 @@ class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None
 
+    @classmethod
+    def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:
+        """`Page[ProductPublic]` is `ProductPage` in the API document."""
+        item = getattr(params[0], "__name__", str(params[0]))
+        return f"{item.removesuffix('Public')}Page"
+
 
 def encode_cursor(key: dict[str, Any]) -> str:
     raw = json.dumps(key, separators=(",", ":"), sort_keys=True).encode()

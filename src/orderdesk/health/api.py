@@ -22,12 +22,12 @@ _BROKER_PROBE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="broker-pro
 
 
 @router.get("/live")
-async def live() -> dict[str, str]:
+async def check_liveness() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get("/ready")
-async def ready(c: ContainerDep) -> dict[str, str]:
+async def check_readiness(c: ContainerDep) -> dict[str, str]:
     """Ready when the database answers and, with a broker configured (CORE/FULL
     tiers), the broker accepts a connection: without it orders still commit, but
     nothing they cause is delivered until it is back."""

@@ -7,10 +7,13 @@ from fastapi import APIRouter, Depends
 
 from orderdesk.auth.dependencies import require
 from orderdesk.core.deps import Cursor, Limit, UnitOfWorkDep
+from orderdesk.core.errors import InvalidInput
+from orderdesk.core.openapi import problems
 from orderdesk.core.outbox import EventStatus
 from orderdesk.core.pagination import DEFAULT_LIMIT, Page
 from orderdesk.jobs import service as job_service
 from orderdesk.jobs.schemas import EventPublic
+from orderdesk.jobs.service import EventNotFailed, EventNotFound
 from orderdesk.users.models import Permission, Principal
 
 router = APIRouter(prefix="/admin/events", tags=["admin"])
@@ -18,6 +21,7 @@ Admin = Annotated[Principal, Depends(require(Permission.EVENTS_MANAGE))]
 
 
 @router.get("")
+@problems(InvalidInput)
 async def list_events(
     _: Admin,
     uow: UnitOfWorkDep,
@@ -30,6 +34,7 @@ async def list_events(
 
 
 @router.post("/{event_id}/retry")
+@problems(EventNotFound, EventNotFailed)
 async def retry_event(event_id: UUID, _: Admin, uow: UnitOfWorkDep) -> EventPublic:
     """Give a dead-lettered event a fresh set of attempts."""
     return await job_service.retry_event(uow, event_id=event_id)

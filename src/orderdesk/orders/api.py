@@ -11,22 +11,40 @@ from starlette.responses import Response
 from orderdesk.auth.dependencies import CurrentUser, require
 from orderdesk.core import idempotency
 from orderdesk.core.deps import ContainerDep, Cursor, Limit, UnitOfWorkDep
+from orderdesk.core.errors import InvalidInput
+from orderdesk.core.openapi import problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, Page
 from orderdesk.orders import service as order_service
+from orderdesk.orders.errors import (
+    DuplicateProduct,
+    IllegalTransition,
+    InsufficientStock,
+    MixedCurrencies,
+    OrderNotFound,
+    UnknownProducts,
+)
 from orderdesk.orders.models import OrderStatus
 from orderdesk.orders.schemas import OrderCreate, OrderFilter, OrderPublic
 from orderdesk.users.models import Permission, Principal
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 OrderManager = Annotated[Principal, Depends(require(Permission.ORDERS_MANAGE))]
-IdempotencyKey = Annotated[str, Depends(idempotency.idempotency_key)]
+IdempotencyKey = Annotated[str | None, Depends(idempotency.idempotency_key)]
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=OrderPublic,
-    responses={409: {"description": "Not enough stock, or the same key is in flight"}},
+)
+@problems(
+    UnknownProducts,
+    MixedCurrencies,
+    DuplicateProduct,
+    InsufficientStock,
+    idempotency.IdempotencyKeyMissing,
+    idempotency.IdempotencyKeyInFlight,
+    idempotency.IdempotencyKeyReused,
 )
 async def place_order(
     data: OrderCreate,
@@ -50,6 +68,7 @@ async def place_order(
 
 
 @router.get("")
+@problems(InvalidInput)
 async def list_orders(
     viewer: CurrentUser,
     uow: UnitOfWorkDep,
@@ -71,6 +90,7 @@ async def list_orders(
 
 
 @router.get("/{order_id}")
+@problems(OrderNotFound)
 async def read_order(order_id: UUID, viewer: CurrentUser, c: ContainerDep) -> OrderPublic:
     # No unit of work: one statement on a connection outside any transaction.
     async with c.database.current_state() as connection:
@@ -78,10 +98,12 @@ async def read_order(order_id: UUID, viewer: CurrentUser, c: ContainerDep) -> Or
 
 
 @router.post("/{order_id}/cancel")
+@problems(OrderNotFound, IllegalTransition)
 async def cancel_order(order_id: UUID, actor: CurrentUser, uow: UnitOfWorkDep) -> OrderPublic:
     return await order_service.cancel_order(uow, order_id=order_id, actor=actor)
 
 
 @router.post("/{order_id}/fulfill")
+@problems(OrderNotFound, IllegalTransition)
 async def fulfill_order(order_id: UUID, _: OrderManager, uow: UnitOfWorkDep) -> OrderPublic:
     return await order_service.fulfill_order(uow, order_id=order_id)

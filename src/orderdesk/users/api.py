@@ -2,12 +2,21 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from orderdesk.auth.dependencies import AdminUser, CurrentAccount, StaffUser
+from orderdesk.auth.errors import WeakPassword
 from orderdesk.core.deps import ContainerDep, Cursor, Limit, ReadSessionDep, UnitOfWorkDep
+from orderdesk.core.errors import InvalidInput
+from orderdesk.core.openapi import problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, Page
 from orderdesk.users import service as user_service
+from orderdesk.users.errors import (
+    CurrentPasswordRequired,
+    OwnRoleChange,
+    UserNotFound,
+    WrongCurrentPassword,
+)
 from orderdesk.users.models import Role
 from orderdesk.users.schemas import UserAdminUpdate, UserPublic, UserSelfUpdate
 
@@ -20,18 +29,20 @@ async def read_me(user: CurrentAccount) -> UserPublic:
 
 
 @router.patch("/me")
+@problems(WeakPassword, WrongCurrentPassword, CurrentPasswordRequired)
 async def update_me(
     data: UserSelfUpdate, user: CurrentAccount, uow: UnitOfWorkDep, c: ContainerDep
 ) -> UserPublic:
     return await user_service.update_profile(uow, c, user=user, data=data)
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def delete_me(user: CurrentAccount, uow: UnitOfWorkDep) -> None:
     await user_service.delete_account(uow, user=user)
 
 
 @router.get("")
+@problems(InvalidInput)
 async def list_users(
     _: StaffUser,
     session: ReadSessionDep,
@@ -46,6 +57,7 @@ async def list_users(
 
 
 @router.patch("/{user_id}")
+@problems(UserNotFound, OwnRoleChange)
 async def update_user(
     user_id: UUID, data: UserAdminUpdate, admin: AdminUser, uow: UnitOfWorkDep
 ) -> UserPublic:

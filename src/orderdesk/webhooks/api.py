@@ -3,10 +3,12 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Response, status
 
 from orderdesk.auth.dependencies import require
 from orderdesk.core.deps import ContainerDep, Cursor, Limit, UnitOfWorkDep
+from orderdesk.core.errors import InvalidInput
+from orderdesk.core.openapi import problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, Page
 from orderdesk.users.models import Permission, Principal
 from orderdesk.webhooks import service as webhook_service
@@ -16,12 +18,15 @@ from orderdesk.webhooks.schemas import (
     SubscriptionCreated,
     SubscriptionPublic,
 )
+from orderdesk.webhooks.service import SubscriptionNotFound
+from orderdesk.webhooks.targets import UnsafeTarget
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 Admin = Annotated[Principal, Depends(require(Permission.WEBHOOKS_MANAGE))]
 
 
 @router.get("")
+@problems(InvalidInput)
 async def list_subscriptions(
     _: Admin, uow: UnitOfWorkDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[SubscriptionPublic]:
@@ -29,6 +34,7 @@ async def list_subscriptions(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
+@problems(UnsafeTarget)
 async def create_subscription(
     data: SubscriptionCreate, _: Admin, uow: UnitOfWorkDep, c: ContainerDep
 ) -> SubscriptionCreated:
@@ -36,12 +42,16 @@ async def create_subscription(
     return await webhook_service.create_subscription(uow, c, data=data)
 
 
-@router.delete("/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response
+)
+@problems(SubscriptionNotFound)
 async def delete_subscription(subscription_id: UUID, _: Admin, uow: UnitOfWorkDep) -> None:
     await webhook_service.delete_subscription(uow, subscription_id=subscription_id)
 
 
 @router.post("/{subscription_id}/enable")
+@problems(SubscriptionNotFound)
 async def enable_subscription(
     subscription_id: UUID, _: Admin, uow: UnitOfWorkDep
 ) -> SubscriptionPublic:
@@ -50,6 +60,7 @@ async def enable_subscription(
 
 
 @router.get("/{subscription_id}/deliveries")
+@problems(SubscriptionNotFound, InvalidInput)
 async def list_deliveries(
     subscription_id: UUID,
     _: Admin,
