@@ -12,6 +12,7 @@ from orderdesk.auth.api import router as auth_router
 from orderdesk.catalog.api import router as catalog_router
 from orderdesk.core.container import Container
 from orderdesk.core.errors import (
+    MalformedBody,
     PayloadTooLarge,
     ValidationFailed,
     install_error_handlers,
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         app,
         automatic={
             "params": (ValidationFailed,),
-            "body": (PayloadTooLarge,),
+            "body": (MalformedBody, PayloadTooLarge),
         },
     )
     install_docs(app)

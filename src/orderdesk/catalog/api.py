@@ -65,7 +65,7 @@ async def list_products(
     return await catalog_service.list_products(session, filters=filters, limit=limit, cursor=cursor)
 
 
-@router.get("/{product_id}")
+@router.get("/{product_id:uuid}")
 @problems(ProductNotFound)
 async def read_product(
     product_id: UUID, session: ReadSessionDep, user: OptionalUser, response: Response
@@ -88,7 +88,7 @@ async def create_product(
     return product
 
 
-@router.patch("/{product_id}")
+@router.patch("/{product_id:uuid}")
 @problems(ProductNotFound, InvalidInput, PreconditionFailed, PreconditionRequired)
 async def update_product(
     product_id: UUID,
@@ -106,7 +106,9 @@ async def update_product(
     return product
 
 
-@router.delete("/{product_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.delete(
+    "/{product_id:uuid}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response
+)
 @problems(ProductNotFound, PreconditionFailed)
 async def delete_product(
     product_id: UUID,

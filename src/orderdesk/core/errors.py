@@ -113,6 +113,15 @@ class ValidationFailed(InvalidInput):
     title = "The request is not valid"
 
 
+class MalformedBody(DomainError):
+    """A body that cannot be decoded at all (not UTF-8, not JSON); the framework raises
+    it, `_http_error` renders it with this code."""
+
+    status = HTTPStatus.BAD_REQUEST
+    code = "malformed_body"
+    title = "The request body cannot be parsed"
+
+
 class PayloadTooLarge(DomainError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     code = "payload_too_large"
@@ -177,6 +186,7 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
 
 # Stable codes for the HTTP errors the framework raises itself.
 _HTTP_CODES = {
+    HTTPStatus.BAD_REQUEST: "malformed_body",
     HTTPStatus.NOT_FOUND: "not_found",
     HTTPStatus.METHOD_NOT_ALLOWED: "method_not_allowed",
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "payload_too_large",
