@@ -35,7 +35,7 @@ from orderdesk.auth.schemas import (
 from orderdesk.core.container import Container
 from orderdesk.core.deps import ClientAddress, ContainerDep, UnitOfWorkDep
 from orderdesk.core.errors import TooManyRequests
-from orderdesk.core.openapi import problems
+from orderdesk.core.openapi import links, problems
 from orderdesk.users.schemas import UserCreate, UserPublic
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -52,7 +52,11 @@ async def no_store(response: Response) -> None:
 NoStore = [Depends(no_store)]
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=links(201, updateUser={"user_id": "$response.body#/id"}),
+)
 @problems(EmailTaken, WeakPassword)
 async def register_account(data: UserCreate, uow: UnitOfWorkDep, c: ContainerDep) -> UserPublic:
     return UserPublic.from_user(await auth_service.register(uow, c, data=data))

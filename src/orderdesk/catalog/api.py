@@ -25,7 +25,7 @@ from orderdesk.core.errors import (
     UnsupportedMediaType,
 )
 from orderdesk.core.money import MAX_AMOUNT, CurrencyCode
-from orderdesk.core.openapi import problems
+from orderdesk.core.openapi import links, problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, Page
 from orderdesk.core.versioning import IfMatch, etag, optional_if_match, required_if_match
 from orderdesk.users.models import Permission, Principal
@@ -35,6 +35,7 @@ CatalogManager = Annotated[Principal, Depends(require(Permission.CATALOG_MANAGE)
 RequiredIfMatch = Annotated[IfMatch, Depends(required_if_match)]
 OptionalIfMatch = Annotated[IfMatch, Depends(optional_if_match)]
 Price = Annotated[int | None, Query(ge=0, le=MAX_AMOUNT)]
+_PRODUCT = {"product_id": "$response.body#/id"}
 
 
 @router.get("")
@@ -78,7 +79,16 @@ async def read_product(
     return product
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=links(
+        201,
+        readProduct=_PRODUCT,
+        updateProduct={**_PRODUCT, "header.If-Match": "$response.body#/version"},
+        deleteProduct=_PRODUCT,
+    ),
+)
 @problems(SkuTaken)
 async def create_product(
     data: ProductCreate, _: CatalogManager, uow: UnitOfWorkDep, response: Response
@@ -128,8 +138,8 @@ async def delete_product(
         "requestBody": {
             "required": True,
             "content": {
-                "text/csv": {"schema": {"type": "string"}},
-                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string", "format": "binary"}},
+                "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},
             },
         }
     },

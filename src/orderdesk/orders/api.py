@@ -12,7 +12,7 @@ from orderdesk.auth.dependencies import CurrentUser, require
 from orderdesk.core import idempotency
 from orderdesk.core.deps import ContainerDep, Cursor, Limit, UnitOfWorkDep
 from orderdesk.core.errors import InvalidInput
-from orderdesk.core.openapi import problems
+from orderdesk.core.openapi import links, problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, Page
 from orderdesk.orders import service as order_service
 from orderdesk.orders.errors import (
@@ -30,12 +30,14 @@ from orderdesk.users.models import Permission, Principal
 router = APIRouter(prefix="/orders", tags=["orders"])
 OrderManager = Annotated[Principal, Depends(require(Permission.ORDERS_MANAGE))]
 IdempotencyKey = Annotated[str | None, Depends(idempotency.idempotency_key)]
+_ORDER = {"order_id": "$response.body#/id"}
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=OrderPublic,
+    openapi_extra=links(201, readOrder=_ORDER, cancelOrder=_ORDER, fulfillOrder=_ORDER),
 )
 @problems(
     UnknownProducts,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response, status
 from orderdesk.auth.dependencies import require
 from orderdesk.core.deps import ContainerDep, Cursor, Limit, UnitOfWorkDep
 from orderdesk.core.errors import InvalidInput
-from orderdesk.core.openapi import problems
+from orderdesk.core.openapi import links, problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, Page
 from orderdesk.users.models import Permission, Principal
 from orderdesk.webhooks import service as webhook_service
@@ -22,6 +22,7 @@ from orderdesk.webhooks.service import SubscriptionNotFound
 from orderdesk.webhooks.targets import UnsafeTarget
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+_SUBSCRIPTION = {"subscription_id": "$response.body#/id"}
 Admin = Annotated[Principal, Depends(require(Permission.WEBHOOKS_MANAGE))]
 
 
@@ -33,7 +34,16 @@ async def list_subscriptions(
     return await webhook_service.list_subscriptions(uow.session, limit=limit, cursor=cursor)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=links(
+        201,
+        deleteSubscription=_SUBSCRIPTION,
+        enableSubscription=_SUBSCRIPTION,
+        listDeliveries=_SUBSCRIPTION,
+    ),
+)
 @problems(UnsafeTarget)
 async def create_subscription(
     data: SubscriptionCreate, _: Admin, uow: UnitOfWorkDep, c: ContainerDep
