@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
 
 from fastapi import APIRouter
 from kombu.connection import Connection
+from pydantic import BaseModel, Field
 
 from orderdesk.core.deps import ContainerDep
 from orderdesk.core.errors import ServiceUnavailable
@@ -21,13 +23,23 @@ READY_TIMEOUT_SECONDS = 2.0
 _BROKER_PROBE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="broker-probe")
 
 
+class Liveness(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ok"] = "ok"
+    database: Literal["ok"] = "ok"
+    broker: Literal["ok"] | None = Field(default=None, description="With a broker configured.")
+
+
 @router.get("/live")
-async def check_liveness() -> dict[str, str]:
-    return {"status": "ok"}
+async def check_liveness() -> Liveness:
+    return Liveness()
 
 
-@router.get("/ready")
-async def check_readiness(c: ContainerDep) -> dict[str, str]:
+@router.get("/ready", response_model_exclude_none=True)
+async def check_readiness(c: ContainerDep) -> Readiness:
     """Ready when the database answers and, with a broker configured (CORE/FULL
     tiers), the broker accepts a connection: without it orders still commit, but
     nothing they cause is delivered until it is back."""
@@ -41,7 +53,7 @@ async def check_readiness(c: ContainerDep) -> dict[str, str]:
     down = [name for name, ok in zip(checks, results, strict=True) if not ok]
     if down:
         raise ServiceUnavailable(f"Unreachable: {', '.join(down)}.")
-    return {"status": "ok", **dict.fromkeys(checks, "ok")}
+    return Readiness(broker="ok" if "broker" in checks else None)
 
 
 async def _within_timeout(check: Awaitable[None]) -> bool:
