@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Request, Response, status
 
 from orderdesk.auth import service as auth_service
 from orderdesk.auth.dependencies import (
@@ -14,6 +11,7 @@ from orderdesk.auth.dependencies import (
     CurrentUser,
 )
 from orderdesk.auth.errors import InvalidRefreshToken
+from orderdesk.auth.forms import PasswordForm
 from orderdesk.auth.schemas import (
     EmailVerification,
     IssuedTokens,
@@ -29,7 +27,6 @@ from orderdesk.core.deps import ClientAddress, ContainerDep, UnitOfWorkDep
 from orderdesk.users.schemas import UserCreate, UserPublic
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-PasswordForm = Annotated[OAuth2PasswordRequestForm, Depends()]
 REFRESH_COOKIE_PATH = "/api/v1/auth"
 
 

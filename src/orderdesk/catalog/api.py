@@ -9,6 +9,7 @@ from orderdesk.auth.dependencies import OptionalUser, require
 from orderdesk.catalog import service as catalog_service
 from orderdesk.catalog.importing import ImportFormat, decode_upload, read_rows, validate_rows
 from orderdesk.catalog.schemas import (
+    MAX_SEARCH_LENGTH,
     ImportResult,
     ProductCreate,
     ProductFilter,
@@ -20,6 +21,7 @@ from orderdesk.core.deps import Cursor, Limit, ReadSessionDep, UnitOfWorkDep
 from orderdesk.core.errors import UnsupportedMediaType
 from orderdesk.core.money import MAX_AMOUNT, CurrencyCode
 from orderdesk.core.pagination import DEFAULT_LIMIT, Page
+from orderdesk.core.text import SingleLineText
 from orderdesk.core.versioning import etag, expected_version, optional_expected_version
 from orderdesk.users.models import Permission, Principal
 
@@ -35,7 +37,7 @@ async def list_products(
     user: OptionalUser,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    q: Annotated[SingleLineText | None, Query(min_length=1, max_length=MAX_SEARCH_LENGTH)] = None,
     is_active: bool | None = None,
     min_price: Price = None,
     max_price: Price = None,

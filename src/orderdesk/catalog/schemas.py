@@ -10,14 +10,27 @@ from pydantic import BaseModel, Field, StringConstraints
 from orderdesk.catalog.models import Product
 from orderdesk.core.money import Money
 from orderdesk.core.schemas import StrictModel
+from orderdesk.core.text import MultiLineText, SingleLineText
 
 MAX_STOCK = 10**9
+MAX_SKU_LENGTH = 64
+MAX_NAME_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 5000
+MAX_SEARCH_LENGTH = 100
 Sku = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"),
+    SingleLineText,
+    StringConstraints(
+        strip_whitespace=True,
+        max_length=MAX_SKU_LENGTH,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$",
+    ),
 ]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, Field(max_length=5000)]
+Name = Annotated[
+    SingleLineText,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH),
+]
+Description = Annotated[MultiLineText, Field(max_length=MAX_DESCRIPTION_LENGTH)]
+SearchTerm = Annotated[SingleLineText, Field(min_length=1, max_length=MAX_SEARCH_LENGTH)]
 Stock = Annotated[int, Field(ge=0, le=MAX_STOCK)]
 
 

@@ -29,6 +29,7 @@ class HasId(Protocol):
 R = TypeVar("R", bound=HasId)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+MAX_CURSOR_LENGTH = 512
 
 
 class Page(BaseModel, Generic[T]):

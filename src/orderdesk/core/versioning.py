@@ -9,7 +9,9 @@ from typing import Annotated
 from fastapi import Header
 
 from orderdesk.core.errors import PreconditionFailed, PreconditionRequired
+from orderdesk.core.text import SingleLineText
 
+IfMatch = Annotated[SingleLineText | None, Header(alias="If-Match", max_length=64)]
 _VERSION = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
 
 
@@ -18,7 +20,7 @@ def etag(version: int) -> str:
 
 
 async def expected_version(
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=64)] = None,
+    if_match: IfMatch = None,
 ) -> int:
     if if_match is None:
         raise PreconditionRequired()
@@ -38,7 +40,7 @@ def check_version(current: int, expected: int) -> None:
 
 
 async def optional_expected_version(
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=64)] = None,
+    if_match: IfMatch = None,
 ) -> int | None:
     """For operations where `If-Match` is allowed but not required (deletes)."""
     return None if if_match is None else _parse(if_match)
