@@ -7,11 +7,11 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from orderdesk.core.schemas import StrictModel
-from orderdesk.core.text import SingleLineText
+from orderdesk.core.text import SINGLE_LINE
 from orderdesk.users.schemas import Email, Password
 
 MAX_OPAQUE_TOKEN_LENGTH = 256
-OpaqueToken = Annotated[SingleLineText, Field(min_length=16, max_length=MAX_OPAQUE_TOKEN_LENGTH)]
+OpaqueToken = Annotated[str, Field(min_length=16, max_length=MAX_OPAQUE_TOKEN_LENGTH), SINGLE_LINE]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from orderdesk.auth.dependencies import OptionalUser, require
 from orderdesk.catalog import service as catalog_service
-from orderdesk.catalog.importing import ImportFormat, decode_upload, read_rows, validate_rows
+from orderdesk.catalog.importing import ImportFormat, parse_upload
 from orderdesk.catalog.schemas import (
     MAX_SEARCH_LENGTH,
     ImportResult,
@@ -122,9 +122,9 @@ async def delete_product(
 async def import_products(request: Request, _: CatalogManager, uow: UnitOfWorkDep) -> ImportResult:
     """Bulk upsert by SKU from CSV (`text/csv`) or JSON lines (`application/x-ndjson`).
     Every row is validated first; any bad row rejects the whole file (422, listing
-    each bad line) and nothing is written."""
+    each bad line) and nothing is written; a file without rows is a 422 too."""
     fmt = ImportFormat.from_content_type(request.headers.get("content-type"))
     if fmt is None:
         raise UnsupportedMediaType("Send text/csv or application/x-ndjson.")
-    products = validate_rows(read_rows(decode_upload(await request.body()), fmt))
+    products = parse_upload(await request.body(), fmt)
     return await catalog_service.import_products(uow, products=products)

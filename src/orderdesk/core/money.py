@@ -8,7 +8,7 @@ from typing import Annotated
 import pycountry
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from orderdesk.core.text import SingleLineText
+from orderdesk.core.text import SINGLE_LINE
 
 MAX_AMOUNT = 10**12  # minor units; keeps sums far inside a 64-bit integer
 
@@ -20,8 +20,9 @@ def _iso_4217(code: str) -> str:
 
 
 CurrencyCode = Annotated[
-    SingleLineText,
+    str,
     Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$"),
+    SINGLE_LINE,
     AfterValidator(_iso_4217),
 ]
 

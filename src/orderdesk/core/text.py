@@ -53,8 +53,14 @@ def check_multi_line(value: str) -> str:
 # The validators themselves, so the structure test can recognise the rule.
 TEXT_RULES = (check_single_line, check_multi_line)
 
-SingleLineText = Annotated[str, AfterValidator(check_single_line)]
+# Placed after a field's length constraints (`Annotated[str, Field(max_length=…),
+# SINGLE_LINE]`): pydantic then checks the length on the plain string first, with its
+# usual messages, and never scans an oversized value.
+SINGLE_LINE = AfterValidator(check_single_line)
+MULTI_LINE = AfterValidator(check_multi_line)
+
+SingleLineText = Annotated[str, SINGLE_LINE]
 """Names, e-mails, tokens, search terms, headers: no control characters at all."""
 
-MultiLineText = Annotated[str, AfterValidator(check_multi_line)]
+MultiLineText = Annotated[str, MULTI_LINE]
 """Free text that may span lines (descriptions): tab, LF and CR are allowed."""

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from orderdesk.core.schemas import StrictModel
 from orderdesk.core.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
-from orderdesk.core.text import SingleLineText
+from orderdesk.core.text import SINGLE_LINE
 from orderdesk.users.models import Role, User
 
 
@@ -26,17 +26,18 @@ def normalize_email(value: str) -> str:
 MAX_EMAIL_LENGTH = 320
 MAX_FULL_NAME_LENGTH = 200
 Email = Annotated[
-    SingleLineText, Field(max_length=MAX_EMAIL_LENGTH), AfterValidator(normalize_email)
+    str, Field(max_length=MAX_EMAIL_LENGTH), SINGLE_LINE, AfterValidator(normalize_email)
 ]
 Password = Annotated[
-    SingleLineText, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
+    str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH), SINGLE_LINE
 ]
 # A password as typed at sign-in or to confirm a change: no strength rules (it may
 # predate them), but the same bound, checked before anything hashes it.
-PresentedPassword = Annotated[SingleLineText, Field(max_length=MAX_PASSWORD_LENGTH)]
+PresentedPassword = Annotated[str, Field(max_length=MAX_PASSWORD_LENGTH), SINGLE_LINE]
 FullName = Annotated[
-    SingleLineText,
+    str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_FULL_NAME_LENGTH),
+    SINGLE_LINE,
 ]
 
 

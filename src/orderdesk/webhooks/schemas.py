@@ -7,7 +7,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from orderdesk.core.schemas import StrictModel
-from orderdesk.core.text import SingleLineText
+from orderdesk.core.text import SINGLE_LINE
 from orderdesk.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 
 MAX_URL_LENGTH = 2048
@@ -17,7 +17,7 @@ Topic = Literal[
 
 
 class SubscriptionCreate(StrictModel):
-    url: Annotated[SingleLineText, Field(min_length=8, max_length=MAX_URL_LENGTH)]
+    url: Annotated[str, Field(min_length=8, max_length=MAX_URL_LENGTH), SINGLE_LINE]
     event_types: Annotated[list[Topic], Field(min_length=1, max_length=16)]
 
 
