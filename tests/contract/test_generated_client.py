@@ -135,9 +135,7 @@ def test_a_generated_client_gets_422_and_404_as_typed_problems(
         ),
         idempotency_key=f"client-{uuid.uuid4().hex}",
     )
-    missing = generated["api.orders.read_order"].sync_detailed(
-        client=client, order_id=uuid.uuid4()
-    )
+    missing = generated["api.orders.read_order"].sync_detailed(client=client, order_id=uuid.uuid4())
 
     assert refused.status_code == 422
     assert isinstance(refused.parsed, models.Problem)

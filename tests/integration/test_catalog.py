@@ -154,7 +154,7 @@ async def test_forged_cursor_is_rejected_as_invalid_input(
         await create_product(client, staff, amount=amount)
 
     response = await json_logging_client.get(
-        PRODUCTS, params={"sort": sort, "cursor": encode_cursor(key)}
+        PRODUCTS, params={"sort": sort, "cursor": encode_cursor(key, kind="products")}
     )
 
     assert response.status_code == 422, response.text

@@ -304,14 +304,16 @@ async def test_import_larger_than_one_batch_counts_every_row(
     )
 
 
-async def test_header_only_file_imports_nothing(
+async def test_header_only_file_is_an_empty_import_and_imports_nothing(
     client: httpx.AsyncClient, container: Container, staff: Headers
 ) -> None:
+    # Issue 8: an empty import was a 200 that did nothing; it is a 422 now.
     before = await products_count(container)
 
     response = await post_import(client, staff, HEADER, CSV_TYPE)
 
-    assert response.json() == {"rows": 0, "created": 0, "updated": 0}
+    assert response.status_code == 422
+    assert problem(response)["code"] == "import_empty"
     assert await products_count(container) == before
 
 

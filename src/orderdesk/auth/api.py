@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter, Depends, Request, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
 
 from orderdesk.auth import service as auth_service
 from orderdesk.auth.dependencies import (
@@ -22,6 +19,7 @@ from orderdesk.auth.errors import (
     RefreshTokenReused,
     WeakPassword,
 )
+from orderdesk.auth.forms import PasswordForm
 from orderdesk.auth.schemas import (
     EmailVerification,
     IssuedTokens,
@@ -39,7 +37,6 @@ from orderdesk.core.openapi import links, problems
 from orderdesk.users.schemas import UserCreate, UserPublic
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-PasswordForm = Annotated[OAuth2PasswordRequestForm, Depends()]
 REFRESH_COOKIE_PATH = "/api/v1/auth"
 
 

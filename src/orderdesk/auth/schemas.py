@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
 from orderdesk.core.schemas import StrictModel
+from orderdesk.core.text import SINGLE_LINE
 from orderdesk.users.schemas import Email, Password
 
-OpaqueToken = Field(min_length=16, max_length=256)
+MAX_OPAQUE_TOKEN_LENGTH = 256
+OpaqueToken = Annotated[str, Field(min_length=16, max_length=MAX_OPAQUE_TOKEN_LENGTH), SINGLE_LINE]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +38,11 @@ class TokenPair(BaseModel):
 
 
 class RefreshRequest(StrictModel):
-    refresh_token: str = OpaqueToken
+    refresh_token: OpaqueToken
 
 
 class LogoutRequest(StrictModel):
-    refresh_token: str = OpaqueToken
+    refresh_token: OpaqueToken
 
 
 class SessionPublic(BaseModel):
@@ -48,7 +50,7 @@ class SessionPublic(BaseModel):
 
 
 class EmailVerification(StrictModel):
-    token: str = OpaqueToken
+    token: OpaqueToken
 
 
 class PasswordResetRequest(StrictModel):
@@ -56,5 +58,5 @@ class PasswordResetRequest(StrictModel):
 
 
 class PasswordResetConfirm(StrictModel):
-    token: str = OpaqueToken
+    token: OpaqueToken
     new_password: Password

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from orderdesk.auth.dependencies import OptionalUser, require
 from orderdesk.catalog import service as catalog_service
 from orderdesk.catalog.errors import ImportRejected, ProductNotFound, SkuTaken
-from orderdesk.catalog.importing import ImportFormat, decode_upload, read_rows, validate_rows
+from orderdesk.catalog.importing import ImportFormat, parse_upload
 from orderdesk.catalog.schemas import (
+    MAX_SEARCH_LENGTH,
     ImportResult,
     ProductCreate,
     ProductFilter,
@@ -27,6 +28,7 @@ from orderdesk.core.errors import (
 from orderdesk.core.money import MAX_AMOUNT, CurrencyCode
 from orderdesk.core.openapi import links, problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, Page
+from orderdesk.core.text import SingleLineText
 from orderdesk.core.versioning import IfMatch, etag, optional_if_match, required_if_match
 from orderdesk.users.models import Permission, Principal
 
@@ -45,7 +47,7 @@ async def list_products(
     user: OptionalUser,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    q: Annotated[SingleLineText | None, Query(min_length=1, max_length=MAX_SEARCH_LENGTH)] = None,
     is_active: bool | None = None,
     min_price: Price = None,
     max_price: Price = None,
@@ -148,9 +150,9 @@ async def delete_product(
 async def import_products(request: Request, _: CatalogManager, uow: UnitOfWorkDep) -> ImportResult:
     """Bulk upsert by SKU from CSV (`text/csv`) or JSON lines (`application/x-ndjson`).
     Every row is validated first; any bad row rejects the whole file (422, listing
-    each bad line) and nothing is written."""
+    each bad line) and nothing is written; a file without rows is a 422 too."""
     fmt = ImportFormat.from_content_type(request.headers.get("content-type"))
     if fmt is None:
         raise UnsupportedMediaType("Send text/csv or application/x-ndjson.")
-    products = validate_rows(read_rows(decode_upload(await request.body()), fmt))
+    products = parse_upload(await request.body(), fmt)
     return await catalog_service.import_products(uow, products=products)

@@ -23,3 +23,11 @@ class ImportRejected(InvalidInput):
 
     def extra(self) -> dict[str, Any]:
         return {"errors": self.errors}
+
+
+class ImportEmpty(InvalidInput):
+    code = "import_empty"
+    title = "The file has no rows to import"
+
+    def __init__(self) -> None:
+        super().__init__("Send at least one product row (a CSV header alone is not one).")

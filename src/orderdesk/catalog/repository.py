@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.catalog.models import Product
 from orderdesk.catalog.schemas import ProductFilter, ProductSort
+from orderdesk.core.models import UTCDateTime
 
 _SORT_COLUMNS: dict[ProductSort, Any] = {
     ProductSort.CREATED: None,  # ids are UUIDv7: id order is creation order
@@ -86,7 +88,7 @@ WITH wanted AS (
 ), locked AS (
     SELECT p.id FROM products p JOIN wanted w ON w.id = p.id ORDER BY p.id FOR NO KEY UPDATE OF p
 )
-UPDATE products p SET stock = p.stock - w.quantity, version = p.version + 1
+UPDATE products p SET stock = p.stock - w.quantity, version = p.version + 1, updated_at = :now
 FROM wanted w
 WHERE w.id = p.id AND p.id IN (SELECT id FROM locked)
   AND p.stock >= w.quantity AND p.is_active AND p.deleted_at IS NULL
@@ -95,6 +97,7 @@ RETURNING p.id, p.sku, p.name, p.price_amount, p.currency"""
     .bindparams(
         sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid())),
         sa.bindparam("quantities", type_=postgresql.ARRAY(sa.Integer())),
+        sa.bindparam("now", type_=UTCDateTime()),
     )
     .columns(
         id=sa.Uuid(),
@@ -107,7 +110,7 @@ RETURNING p.id, p.sku, p.name, p.price_amount, p.currency"""
 
 
 async def reserve_all(
-    session: AsyncSession, wanted: Mapping[UUID, int]
+    session: AsyncSession, wanted: Mapping[UUID, int], *, now: datetime
 ) -> dict[UUID, sa.Row[*tuple[Any, ...]]]:
     """Take the wanted units of each product that is for sale and has them on hand,
     in one conditional UPDATE, so concurrent orders can never oversell; return each
@@ -116,10 +119,11 @@ async def reserve_all(
     A product missing from the result was unknown, not for sale or short: the caller
     must then roll back, as the others were reserved. On PostgreSQL the rows are
     locked first in id order, so two orders for the same products cannot deadlock;
-    SQLite serialises writers anyway.
+    SQLite serialises writers anyway. A stock move is a change like any other: it
+    bumps the version (and so the ETag) and `updated_at` (`now`).
     """
     if session.get_bind().dialect.name == "postgresql":
-        params = {"ids": list(wanted), "quantities": list(wanted.values())}
+        params = {"ids": list(wanted), "quantities": list(wanted.values()), "now": now}
         connection = await session.connection()
         return {row.id: row for row in await connection.execute(_RESERVE_POSTGRES, params)}
     quantity = sa.case(dict(wanted), value=_products.c.id)
@@ -131,7 +135,7 @@ async def reserve_all(
             _products.c.is_active.is_(True),
             _products.c.deleted_at.is_(None),
         )
-        .values(stock=_products.c.stock - quantity, version=_products.c.version + 1)
+        .values(stock=_products.c.stock - quantity, version=_products.c.version + 1, updated_at=now)
         .returning(
             _products.c.id,
             _products.c.sku,
@@ -168,11 +172,17 @@ async def for_sale(
     return {row.id: row for row in rows}
 
 
-async def release_stock(session: AsyncSession, product_id: UUID, quantity: int) -> None:
+async def release_stock(
+    session: AsyncSession, product_id: UUID, quantity: int, *, now: datetime
+) -> None:
     statement = (
         sa.update(Product)
         .where(col(Product.id) == product_id)
-        .values(stock=col(Product.stock) + quantity, version=col(Product.version) + 1)
+        .values(
+            stock=col(Product.stock) + quantity,
+            version=col(Product.version) + 1,
+            updated_at=now,
+        )
         .execution_options(synchronize_session=False)
     )
     await session.exec(statement)

@@ -10,14 +10,28 @@ from pydantic import BaseModel, Field, StringConstraints
 from orderdesk.catalog.models import Product
 from orderdesk.core.money import Money
 from orderdesk.core.schemas import StrictModel
+from orderdesk.core.text import MULTI_LINE, SINGLE_LINE
 
 MAX_STOCK = 10**9
+MAX_SKU_LENGTH = 64
+MAX_NAME_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 5000
+MAX_SEARCH_LENGTH = 100
 Sku = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"),
+    StringConstraints(
+        strip_whitespace=True,
+        max_length=MAX_SKU_LENGTH,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$",
+    ),
+    SINGLE_LINE,
 ]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, Field(max_length=5000)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH),
+    SINGLE_LINE,
+]
+Description = Annotated[str, Field(max_length=MAX_DESCRIPTION_LENGTH), MULTI_LINE]
 Stock = Annotated[int, Field(ge=0, le=MAX_STOCK)]
 
 

@@ -42,7 +42,9 @@ async def list_products(
     if len(rows) > limit:
         last = rows[limit - 1]
         key = product_repository.sort_key(last, filters.sort)
-        next_cursor = encode_cursor({"s": filters.sort.value, "k": key, "id": str(last.id)})
+        next_cursor = encode_cursor(
+            {"s": filters.sort.value, "k": key, "id": str(last.id)}, kind="products"
+        )
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -181,7 +183,7 @@ def _decode_product_cursor(cursor: str | None, sort: ProductSort) -> tuple[Any, 
     one whose values are not of the sort's type, is refused."""
     if cursor is None:
         return None
-    key = decode_cursor(cursor)
+    key = decode_cursor(cursor, kind="products")
     value, raw_id = key.get("k"), key.get("id")
     valid = (
         key.get("s") == sort.value

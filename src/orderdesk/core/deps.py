@@ -12,7 +12,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from orderdesk.core.container import Container
 from orderdesk.core.errors import ServiceUnavailable
 from orderdesk.core.openapi import problems
-from orderdesk.core.pagination import MAX_LIMIT
+from orderdesk.core.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT
+from orderdesk.core.text import SingleLineText
 from orderdesk.core.uow import UnitOfWork, unit_of_work
 
 
@@ -70,4 +71,4 @@ async def client_address(request: Request) -> str:
 
 ClientAddress = Annotated[str, Depends(client_address)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(max_length=512)]
+Cursor = Annotated[SingleLineText | None, Query(max_length=MAX_CURSOR_LENGTH)]

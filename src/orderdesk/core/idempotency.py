@@ -30,6 +30,7 @@ from orderdesk.core.errors import Conflict, DomainError, InvalidInput
 from orderdesk.core.ids import new_id
 from orderdesk.core.models import Entity, UTCDateTime
 from orderdesk.core.openapi import required_headers
+from orderdesk.core.text import SingleLineText
 from orderdesk.core.uow import UnitOfWork
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -74,7 +75,7 @@ class IdempotencyKeyMissing(DomainError):
 @required_headers(IDEMPOTENCY_HEADER)
 async def idempotency_key(
     key: Annotated[
-        str | None,
+        SingleLineText | None,
         Header(alias=IDEMPOTENCY_HEADER, min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),
     ] = None,
 ) -> str | None:

@@ -8,6 +8,8 @@ from typing import Annotated
 import pycountry
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from orderdesk.core.text import SINGLE_LINE
+
 MAX_AMOUNT = 10**12  # minor units; keeps sums far inside a 64-bit integer
 
 
@@ -18,7 +20,10 @@ def _iso_4217(code: str) -> str:
 
 
 CurrencyCode = Annotated[
-    str, Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_4217)
+    str,
+    Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$"),
+    SINGLE_LINE,
+    AfterValidator(_iso_4217),
 ]
 
 

@@ -15,7 +15,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -93,6 +93,50 @@ class InvalidToken(Exception):
     pass
 
 
+# Claim bounds. A token we did not issue can still carry our signature (a leaked key,
+# a bug elsewhere): its claims are checked for type and range, so no value reaches
+# datetime, UUID or SQL as something they would fail on.
+MAX_TOKEN_VERSION = 2**31 - 1
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second datetime holds
+MAX_JTI_LENGTH = 64
+ROLES = frozenset({"customer", "staff", "admin"})
+
+
+def _uuid_claim(value: object, name: str) -> UUID:
+    if not isinstance(value, str) or len(value) > 36:
+        raise InvalidToken(f"{name} must be a UUID string")
+    return UUID(value)
+
+
+def _int_claim(value: object, name: str, *, low: int, high: int) -> int:
+    # bool is an int in Python; a float is not a count or a time we issue.
+    if type(value) is not int or not low <= value <= high:
+        raise InvalidToken(f"{name} must be an integer in [{low}, {high}]")
+    return value
+
+
+def _access_claims(claims: dict[str, Any]) -> AccessClaims:
+    """The verified claims, each of the type and within the range we issue."""
+    if claims["typ"] != "access":
+        raise InvalidToken("not an access token")
+    role, jti, sid = claims["role"], claims["jti"], claims.get("sid")
+    if not isinstance(role, str) or role not in ROLES:
+        raise InvalidToken("unknown role")
+    if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH:
+        raise InvalidToken("jti must be a short string")
+    for name in ("iat", "nbf"):
+        _int_claim(claims[name], name, low=0, high=MAX_TIMESTAMP)
+    expires = _int_claim(claims["exp"], "exp", low=0, high=MAX_TIMESTAMP)
+    return AccessClaims(
+        user_id=_uuid_claim(claims["sub"], "sub"),
+        role=role,
+        token_version=_int_claim(claims["ver"], "ver", low=0, high=MAX_TOKEN_VERSION),
+        session_id=None if sid is None else _uuid_claim(sid, "sid"),
+        jti=jti,
+        expires_at=datetime.fromtimestamp(expires, UTC),
+    )
+
+
 class TokenCodec:
     def __init__(self, settings: Settings) -> None:
         self._algorithm = settings.jwt_algorithm
@@ -157,18 +201,8 @@ class TokenCodec:
                 leeway=LEEWAY_SECONDS,
                 options={"require": REQUIRED_CLAIMS, "verify_signature": True},
             )
-            if claims["typ"] != "access":
-                raise InvalidToken("not an access token")
-            sid = claims.get("sid")
-            return AccessClaims(
-                user_id=UUID(claims["sub"]),
-                role=str(claims["role"]),
-                token_version=int(claims["ver"]),
-                session_id=UUID(sid) if sid else None,
-                jti=str(claims["jti"]),
-                expires_at=datetime.fromtimestamp(claims["exp"]).astimezone(),
-            )
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
+            return _access_claims(claims)
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError, OverflowError) as exc:
             raise InvalidToken(str(exc)) from exc
 
     def csrf_token_for(self, session_id: UUID) -> str:
@@ -177,7 +211,10 @@ class TokenCodec:
         return hmac.new(self._csrf_key, session_id.bytes, hashlib.sha256).hexdigest()
 
     def check_csrf(self, session_id: UUID, presented: str) -> bool:
-        return hmac.compare_digest(self.csrf_token_for(session_id), presented)
+        # As bytes: compare_digest raises TypeError on a str that is not ASCII, and a
+        # header may hold any Latin-1 character.
+        expected = self.csrf_token_for(session_id).encode()
+        return hmac.compare_digest(expected, presented.encode("utf-8", "replace"))
 
 
 MIN_PASSWORD_LENGTH = 8

@@ -11,6 +11,7 @@ from fastapi import Header
 
 from orderdesk.core.errors import PreconditionFailed, PreconditionRequired
 from orderdesk.core.openapi import required_headers
+from orderdesk.core.text import SingleLineText
 
 _VERSION = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
 
@@ -36,7 +37,7 @@ class IfMatch:
         return None if self.header is None else _parse(self.header)
 
 
-_IfMatchHeader = Annotated[str | None, Header(alias="If-Match", max_length=64)]
+_IfMatchHeader = Annotated[SingleLineText | None, Header(alias="If-Match", max_length=64)]
 
 
 @required_headers("If-Match")

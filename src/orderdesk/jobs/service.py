@@ -161,9 +161,9 @@ async def list_events(
     uow: UnitOfWork, *, status: EventStatus | None, limit: int, cursor: str | None
 ) -> Page[EventPublic]:
     rows = await event_repository.list_page(
-        uow.session, status=status, limit=limit, after=decode_id_cursor(cursor)
+        uow.session, status=status, limit=limit, after=decode_id_cursor(cursor, kind="events")
     )
-    return page_by_id(rows, limit=limit, item=EventPublic.from_event)
+    return page_by_id(rows, limit=limit, item=EventPublic.from_event, kind="events")
 
 
 async def retry_event(uow: UnitOfWork, *, event_id: UUID) -> EventPublic:

@@ -48,3 +48,13 @@ class DuplicateProduct(InvalidInput):
 
     def __init__(self) -> None:
         super().__init__(self.title, field=["lines"])
+
+
+class OrderTotalTooLarge(InvalidInput):
+    code = "order_total_too_large"
+    title = "A line total or the order total exceeds the largest amount allowed"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"Line and order totals may be at most {limit} minor units.", field=["lines"]
+        )

@@ -15,6 +15,7 @@ from orderdesk.catalog import repository as product_repository
 from orderdesk.core import audit, outbox
 from orderdesk.core.errors import DomainError
 from orderdesk.core.ids import new_id
+from orderdesk.core.money import MAX_AMOUNT
 from orderdesk.core.pagination import Page, decode_id_cursor, encode_cursor
 from orderdesk.core.uow import UnitOfWork
 from orderdesk.orders import repository as order_repository
@@ -24,6 +25,7 @@ from orderdesk.orders.errors import (
     InsufficientStock,
     MixedCurrencies,
     OrderNotFound,
+    OrderTotalTooLarge,
     UnknownProducts,
 )
 from orderdesk.orders.models import Order, OrderLine, OrderStatus, can_transition
@@ -39,7 +41,7 @@ async def place_order(uow: UnitOfWork, *, customer: Principal, data: OrderCreate
     wanted = {line.product_id: line.quantity for line in data.lines}
     if len(wanted) != len(data.lines):
         raise DuplicateProduct()
-    reserved = await product_repository.reserve_all(uow.session, wanted)
+    reserved = await product_repository.reserve_all(uow.session, wanted, now=uow.now())
     if len(reserved) < len(wanted):  # the caller rolls the partial reservation back
         refusal = _unavailable(
             wanted, await product_repository.for_sale(uow.session, wanted), reserved=set(reserved)
@@ -50,6 +52,10 @@ async def place_order(uow: UnitOfWork, *, customer: Principal, data: OrderCreate
         raise MixedCurrencies()
 
     order, lines = _new_order(uow, customer, data, reserved)
+    # Each price and quantity is in bounds, their products need not be; the caller
+    # rolls the reservation back, as for a shortage.
+    if order["total_amount"] > MAX_AMOUNT:
+        raise OrderTotalTooLarge(MAX_AMOUNT)
     await order_repository.insert_order(uow.session, order, lines)
     outbox.emit(uow, "order.placed", {"order_id": str(order["id"])})
     audit.record(
@@ -148,13 +154,16 @@ async def list_orders(
     if not viewer.can(Permission.ORDERS_READ_ALL):
         filters = filters.model_copy(update={"user_id": viewer.id})
     rows = await order_repository.list_page(
-        session, filters=filters, limit=limit, before=decode_id_cursor(cursor)
+        session, filters=filters, limit=limit, before=decode_id_cursor(cursor, kind="orders")
     )
     page = rows[:limit]
     lines = await order_repository.lines_for(session, [order.id for order in page])
     items = [OrderPublic.from_order(order, lines.get(order.id, [])) for order in page]
     more = len(rows) > limit
-    return Page(items=items, next_cursor=encode_cursor({"id": str(page[-1].id)}) if more else None)
+    return Page(
+        items=items,
+        next_cursor=encode_cursor({"id": str(page[-1].id)}, kind="orders") if more else None,
+    )
 
 
 async def cancel_order(uow: UnitOfWork, *, order_id: UUID, actor: Principal) -> OrderPublic:
@@ -191,7 +200,9 @@ async def _cancel(uow: UnitOfWork, order: Order, *, reason: str) -> list[OrderLi
     await _transition(uow, order, OrderStatus.CANCELLED, changes={"reason": reason})
     lines = (await order_repository.lines_for(uow.session, [order.id])).get(order.id, [])
     for line in sorted(lines, key=lambda line: line.product_id):
-        await product_repository.release_stock(uow.session, line.product_id, line.quantity)
+        await product_repository.release_stock(
+            uow.session, line.product_id, line.quantity, now=uow.now()
+        )
     return lines
 
 

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from orderdesk.core.schemas import StrictModel
 from orderdesk.core.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from orderdesk.core.text import SINGLE_LINE
 from orderdesk.users.models import Role, User
 
 
@@ -22,9 +23,22 @@ def normalize_email(value: str) -> str:
     return result.normalized.lower()
 
 
-Email = Annotated[str, Field(max_length=320), AfterValidator(normalize_email)]
-Password = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
-FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+MAX_EMAIL_LENGTH = 320
+MAX_FULL_NAME_LENGTH = 200
+Email = Annotated[
+    str, Field(max_length=MAX_EMAIL_LENGTH), SINGLE_LINE, AfterValidator(normalize_email)
+]
+Password = Annotated[
+    str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH), SINGLE_LINE
+]
+# A password as typed at sign-in or to confirm a change: no strength rules (it may
+# predate them), but the same bound, checked before anything hashes it.
+PresentedPassword = Annotated[str, Field(max_length=MAX_PASSWORD_LENGTH), SINGLE_LINE]
+FullName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_FULL_NAME_LENGTH),
+    SINGLE_LINE,
+]
 
 
 class UserCreate(StrictModel):
@@ -35,7 +49,7 @@ class UserCreate(StrictModel):
 
 class UserSelfUpdate(StrictModel):
     full_name: FullName | None = None
-    current_password: str | None = Field(default=None, max_length=MAX_PASSWORD_LENGTH)
+    current_password: PresentedPassword | None = None
     new_password: Password | None = None
 
 

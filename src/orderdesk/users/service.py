@@ -56,9 +56,13 @@ async def list_users(
     is_active: bool | None = None,
 ) -> Page[UserPublic]:
     rows = await user_repository.list_page(
-        session, limit=limit, after=decode_id_cursor(cursor), role=role, is_active=is_active
+        session,
+        limit=limit,
+        after=decode_id_cursor(cursor, kind="users"),
+        role=role,
+        is_active=is_active,
     )
-    return page_by_id(rows, limit=limit, item=UserPublic.from_user)
+    return page_by_id(rows, limit=limit, item=UserPublic.from_user, kind="users")
 
 
 async def update_user(

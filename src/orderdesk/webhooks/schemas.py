@@ -7,15 +7,17 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from orderdesk.core.schemas import StrictModel
+from orderdesk.core.text import SINGLE_LINE
 from orderdesk.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 
+MAX_URL_LENGTH = 2048
 Topic = Literal[
     "order.placed", "order.paid", "order.cancelled", "order.fulfilled", "order.refunded"
 ]
 
 
 class SubscriptionCreate(StrictModel):
-    url: Annotated[str, Field(min_length=8, max_length=2048)]
+    url: Annotated[str, Field(min_length=8, max_length=MAX_URL_LENGTH), SINGLE_LINE]
     event_types: Annotated[list[Topic], Field(min_length=1, max_length=16)]
 
 

@@ -58,8 +58,10 @@ async def create_subscription(
 async def list_subscriptions(
     session: AsyncSession, *, limit: int, cursor: str | None
 ) -> Page[SubscriptionPublic]:
-    rows = await webhook_repository.list_page(session, limit=limit, after=decode_id_cursor(cursor))
-    return page_by_id(rows, limit=limit, item=SubscriptionPublic.from_subscription)
+    rows = await webhook_repository.list_page(
+        session, limit=limit, after=decode_id_cursor(cursor, kind="webhooks")
+    )
+    return page_by_id(rows, limit=limit, item=SubscriptionPublic.from_subscription, kind="webhooks")
 
 
 async def delete_subscription(uow: UnitOfWork, *, subscription_id: UUID) -> None:
@@ -90,9 +92,9 @@ async def list_deliveries(
 ) -> Page[DeliveryPublic]:
     await _load(session, subscription_id)
     rows = await webhook_repository.deliveries_page(
-        session, subscription_id, limit=limit, after=decode_id_cursor(cursor)
+        session, subscription_id, limit=limit, after=decode_id_cursor(cursor, kind="deliveries")
     )
-    return page_by_id(rows, limit=limit, item=DeliveryPublic.from_delivery)
+    return page_by_id(rows, limit=limit, item=DeliveryPublic.from_delivery, kind="deliveries")
 
 
 async def _load(session: AsyncSession, subscription_id: UUID) -> WebhookSubscription:

@@ -1,0 +1,66 @@
+"""The one rule for text that enters the API: every string field, query, header, path
+and form parameter, and every imported row, is one of these types.
+
+A string must be valid Unicode without characters that the databases cannot store
+or that no legitimate value contains: NUL and the other C0 controls (U+0000-U+001F),
+DEL (U+007F), lone surrogates (U+D800-U+DFFF) and the noncharacters U+FFFE and
+U+FFFF. Multi-line text (descriptions) may also hold tab, line feed and carriage
+return. PostgreSQL refuses NUL outright (the driver's error would be a 500) and
+SQLite stores it but compares oddly (a NUL search matched every product), so the
+rule runs before either sees the value and answers the same 422 on both.
+
+The types carry no length: every field adds its own bound, and a structure test
+(tests/unit/test_text_rule.py) checks that every string input has this rule and a
+maximum length.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
+
+_SINGLE_LINE_FORBIDDEN = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+_MULTI_LINE_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+ERROR_TYPE = "forbidden_character"
+
+
+def _refuse(found: re.Match[str]) -> PydanticCustomError:
+    return PydanticCustomError(
+        ERROR_TYPE,
+        "must not contain control characters, lone surrogates or noncharacters "
+        "(U+{code} at position {position})",
+        {"code": f"{ord(found.group()):04X}", "position": found.start()},
+    )
+
+
+def check_single_line(value: str) -> str:
+    found = _SINGLE_LINE_FORBIDDEN.search(value)
+    if found is not None:
+        raise _refuse(found)
+    return value
+
+
+def check_multi_line(value: str) -> str:
+    found = _MULTI_LINE_FORBIDDEN.search(value)
+    if found is not None:
+        raise _refuse(found)
+    return value
+
+
+# The validators themselves, so the structure test can recognise the rule.
+TEXT_RULES = (check_single_line, check_multi_line)
+
+# Placed after a field's length constraints (`Annotated[str, Field(max_length=…),
+# SINGLE_LINE]`): pydantic then checks the length on the plain string first, with its
+# usual messages, and never scans an oversized value.
+SINGLE_LINE = AfterValidator(check_single_line)
+MULTI_LINE = AfterValidator(check_multi_line)
+
+SingleLineText = Annotated[str, SINGLE_LINE]
+"""Names, e-mails, tokens, search terms, headers: no control characters at all."""
+
+MultiLineText = Annotated[str, MULTI_LINE]
+"""Free text that may span lines (descriptions): tab, LF and CR are allowed."""
