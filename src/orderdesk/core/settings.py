@@ -77,6 +77,16 @@ class Settings(BaseSettings):
     signin_window_seconds: int = Field(default=15 * 60, ge=1)
     signin_max_failures_per_account: int = Field(default=5, ge=1)
     signin_max_failures_per_address: int = Field(default=20, ge=1)
+    # Every attempt counts (not only failures): each one costs a hash or sends mail.
+    signup_window_seconds: int = Field(default=3600, ge=1)
+    signup_max_per_address: int = Field(default=20, ge=1)
+    signup_max_per_email: int = Field(default=10, ge=1)
+    password_reset_window_seconds: int = Field(default=3600, ge=1)
+    password_reset_max_per_account: int = Field(default=3, ge=1)
+    password_reset_max_per_address: int = Field(default=10, ge=1)
+    verification_resend_window_seconds: int = Field(default=3600, ge=1)
+    verification_resend_max_per_account: int = Field(default=3, ge=1)
+    verification_resend_max_per_address: int = Field(default=10, ge=1)
 
     order_payment_ttl_seconds: int = Field(default=30 * 60, ge=60)
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
