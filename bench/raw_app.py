@@ -26,7 +26,7 @@ more round trip) when a connection goes back: this app keeps no session state, a
 orderdesk's SQLAlchemy pool sends nothing on return either.
 
 Settings come from the environment: `ORDERDESK_DATABASE_URL` (a SQLAlchemy URL or
-a plain `postgresql://` DSN), `ORDERDESK_SECRET_KEY`, `ORDERDESK_JWT_ISSUER`,
+a plain `postgresql://` DSN), `ORDERDESK_SECRET_KEY` (required), `ORDERDESK_JWT_ISSUER`,
 `ORDERDESK_JWT_AUDIENCE`, and `BENCH_RAW_POOL_SIZE` (default 20, the most
 connections one orderdesk worker's pool opens: 20, no overflow).
 
@@ -56,7 +56,6 @@ Send = Callable[[Message], Awaitable[None]]
 # The same verification options as orderdesk.core.security.TokenCodec.decode_access_token.
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "nbf", "jti", "role", "typ", "ver"]
 LEEWAY_SECONDS = 5
-DEVELOPMENT_SECRET_KEY = "orderdesk-development-secret-key-do-not-use-in-production"  # noqa: S105
 
 # The columns SQLAlchemy selects for session.get(User), session.get(Order) and the
 # lines query in orderdesk.orders.repository.lines_for.
@@ -123,7 +122,7 @@ def render_order(order: Any, lines: list[Any]) -> bytes:
 class RawApp:
     def __init__(self) -> None:
         self.dsn = _dsn(os.environ["ORDERDESK_DATABASE_URL"])
-        self.secret = os.environ.get("ORDERDESK_SECRET_KEY", DEVELOPMENT_SECRET_KEY)
+        self.secret = os.environ["ORDERDESK_SECRET_KEY"]  # required: no key in the source
         self.issuer = os.environ.get("ORDERDESK_JWT_ISSUER", "orderdesk")
         self.audience = os.environ.get("ORDERDESK_JWT_AUDIENCE", "orderdesk-api")
         self.pool_size = int(os.environ.get("BENCH_RAW_POOL_SIZE", "20"))

@@ -30,7 +30,7 @@ from orderdesk.core.container import Container, outbound_http_client
 from orderdesk.core.database import Database, create_engine
 from orderdesk.core.security import PasswordHasher, TokenCodec
 from orderdesk.core.settings import Environment, Settings
-from orderdesk.core.throttle import MemoryFailureCounter, SigninThrottle
+from orderdesk.core.throttle import ActionLimits, MemoryFailureCounter, SigninThrottle
 from orderdesk.jobs import service as job_service
 from orderdesk.notifications.mailer import LogMailer
 from tests.helpers import OneConnectionDatabase
@@ -38,6 +38,7 @@ from tests.services import POSTGRES_ADMIN_URL, unavailable
 
 BACKENDS = ["sqlite", "postgresql"]
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+TEST_SIGNUP_MAX_PER_ADDRESS = 100_000
 
 
 def make_settings(database_url: str = "sqlite+aiosqlite://", **overrides: Any) -> Settings:
@@ -46,6 +47,8 @@ def make_settings(database_url: str = "sqlite+aiosqlite://", **overrides: Any) -
         "secret_key": TEST_SECRET,
         "database_url": database_url,
         "log_level": "WARNING",
+        # Every test's client comes from one address; tests of the limit set their own.
+        "signup_max_per_address": TEST_SIGNUP_MAX_PER_ADDRESS,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -165,13 +168,15 @@ def settings(migrated_url: str) -> Settings:
 
 
 def build_container(settings: Settings, database: Database, hasher: PasswordHasher) -> Container:
+    counter = MemoryFailureCounter()
     return Container(
         settings=settings,
         database=database,
         clock=SystemClock(),
         hasher=hasher,
         tokens=TokenCodec(settings),
-        throttle=SigninThrottle.from_settings(settings, MemoryFailureCounter()),
+        throttle=SigninThrottle.from_settings(settings, counter),
+        limits=ActionLimits.from_settings(settings, counter),
         mailer=LogMailer(),
         redis=None,
         http=outbound_http_client(),

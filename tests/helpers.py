@@ -61,6 +61,20 @@ async def signed_up(
     return user, tokens
 
 
+class ManualMonotonic:
+    """A monotonic clock in seconds that moves only when a test says so (for the
+    throttles' in-process counters)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @dataclass(frozen=True, slots=True)
 class OneConnectionDatabase(Database):
     """A `Database` whose sessions and connection-level reads all use one test

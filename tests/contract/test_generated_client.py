@@ -106,7 +106,8 @@ def test_a_generated_client_registers_signs_in_and_places_an_order(
     models = generated["models"]
     client = _customer(generated, contract_server.base_url)
     page = generated["api.catalog.list_products"].sync(client=client)
-    assert isinstance(page, models.ProductPage) and page.items
+    assert isinstance(page, models.ProductPage)
+    assert page.items
     product = page.items[0]
 
     placed = generated["api.orders.place_order"].sync_detailed(

@@ -9,17 +9,21 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from orderdesk.core.settings import DEVELOPMENT_SECRET_KEY, Environment, Settings
+from orderdesk.core.settings import Environment, Settings
 
 GOOD_KEY = "k" * 16 + "0123456789abcdefghij"
+# The key that was once the default in the source, so anyone could sign with it.
+PUBLISHED_KEY = "orderdesk-development-secret-key-do-not-use-in-production"
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only what a test sets itself: no ORDERDESK_* from the shell running the suite."""
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Only what a test sets itself: no ORDERDESK_* from the shell running the suite,
+    and a fresh working directory, where a generated secret key file would go."""
     for name in list(os.environ):
         if name.startswith("ORDERDESK_"):
             monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
 
 
 def settings(**values: Any) -> Settings:
@@ -35,16 +39,39 @@ def refusal(**values: Any) -> str:
 # --- production refusals ---------------------------------------------------------------
 
 
-def test_production_refuses_the_development_secret_key() -> None:
+def test_production_refuses_a_missing_secret_key() -> None:
     message = refusal(env="production")
 
-    assert "ORDERDESK_SECRET_KEY is the development key" in message
+    assert "ORDERDESK_SECRET_KEY is not set" in message
 
 
-def test_production_refuses_the_development_secret_key_given_explicitly() -> None:
-    message = refusal(env="production", secret_key=DEVELOPMENT_SECRET_KEY)
+def test_production_refuses_an_empty_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERDESK_ENV", "production")
+    monkeypatch.setenv("ORDERDESK_SECRET_KEY", "")
 
-    assert "development key" in message
+    with pytest.raises(ValidationError, match="ORDERDESK_SECRET_KEY is not set"):
+        settings()
+
+
+def test_production_never_reads_or_makes_a_secret_key_file(tmp_path: Path) -> None:
+    (tmp_path / ".orderdesk-secret-key").write_text(GOOD_KEY)
+
+    message = refusal(env="production")
+
+    assert "ORDERDESK_SECRET_KEY is not set" in message
+
+
+def test_production_refuses_the_once_published_key() -> None:
+    message = refusal(env="production", secret_key=PUBLISHED_KEY)
+
+    assert "once published" in message
+
+
+@pytest.mark.parametrize("env", ["development", "test"])
+def test_every_environment_refuses_the_once_published_key(env: str) -> None:
+    message = refusal(env=env, secret_key=PUBLISHED_KEY)
+
+    assert "once published" in message
 
 
 def test_production_refuses_a_short_secret_key() -> None:
@@ -89,10 +116,10 @@ def test_production_refusal_applies_to_environment_variables(
         settings()
 
 
-def test_development_accepts_the_development_key_and_debug() -> None:
-    configured = settings(debug=True)
+def test_development_accepts_a_short_key_and_debug() -> None:
+    configured = settings(secret_key="dev", debug=True)
 
-    assert configured.secret_key.get_secret_value() == DEVELOPMENT_SECRET_KEY
+    assert configured.secret_key.get_secret_value() == "dev"
     assert configured.debug is True
 
 

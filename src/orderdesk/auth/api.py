@@ -54,9 +54,12 @@ NoStore = [Depends(no_store)]
     status_code=status.HTTP_201_CREATED,
     openapi_extra=links(201, updateUser={"user_id": "$response.body#/id"}),
 )
-@problems(EmailTaken, WeakPassword)
-async def register_account(data: UserCreate, uow: UnitOfWorkDep, c: ContainerDep) -> UserPublic:
-    return UserPublic.from_user(await auth_service.register(uow, c, data=data))
+@problems(EmailTaken, WeakPassword, TooManyRequests)
+async def register_account(
+    data: UserCreate, uow: UnitOfWorkDep, c: ContainerDep, address: ClientAddress
+) -> UserPublic:
+    user = await auth_service.sign_up(uow, c, data=data, address=address)
+    return UserPublic.from_user(user)
 
 
 @router.post("/token", dependencies=NoStore)
@@ -140,14 +143,20 @@ async def verify_email(data: EmailVerification, uow: UnitOfWorkDep) -> None:
 
 
 @router.post("/verify-email/resend", status_code=status.HTTP_202_ACCEPTED)
-async def resend_verification(user: CurrentAccount, uow: UnitOfWorkDep) -> None:
-    await auth_service.send_email_verification(uow, user=user)
+@problems(TooManyRequests)
+async def resend_verification(
+    user: CurrentAccount, uow: UnitOfWorkDep, c: ContainerDep, address: ClientAddress
+) -> None:
+    await auth_service.resend_email_verification(uow, c, user=user, address=address)
 
 
 @router.post("/password-reset", status_code=status.HTTP_202_ACCEPTED)
-async def request_password_reset(data: PasswordResetRequest, uow: UnitOfWorkDep) -> None:
-    """Always 202, whether or not the email has an account."""
-    await auth_service.request_password_reset(uow, email=data.email)
+async def request_password_reset(
+    data: PasswordResetRequest, uow: UnitOfWorkDep, c: ContainerDep, address: ClientAddress
+) -> None:
+    """Always 202, whether or not the email has an account, and also when throttled
+    (then nothing is sent)."""
+    await auth_service.request_password_reset(uow, c, email=data.email, address=address)
 
 
 @router.post(

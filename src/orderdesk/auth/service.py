@@ -70,6 +70,13 @@ async def register(
     return user
 
 
+async def sign_up(uow: UnitOfWork, c: Container, *, data: UserCreate, address: str) -> User:
+    """Self-service registration: throttled per client address and per email before
+    the password is judged or hashed (both cost CPU) and a message is queued."""
+    await c.limits.signup.enforce(target=data.email, address=address)
+    return await register(uow, c, data=data)
+
+
 async def ensure_strong_password(
     c: Container, password: str, *, user_inputs: list[str], field: str = "password"
 ) -> None:
@@ -193,6 +200,13 @@ async def authenticate(c: Container, *, access_token: str) -> tuple[Principal, U
     return principal, claims.session_id
 
 
+async def resend_email_verification(
+    uow: UnitOfWork, c: Container, *, user: User, address: str
+) -> None:
+    await c.limits.verification_resend.enforce(target=str(user.id), address=address)
+    await send_email_verification(uow, user=user)
+
+
 async def send_email_verification(uow: UnitOfWork, *, user: User) -> None:
     """Queue a verification message; the token is made when it is sent."""
     if user.email_verified_at is None:
@@ -213,9 +227,15 @@ async def verify_email(uow: UnitOfWork, *, token: str) -> None:
         audit.record(uow, action="user.email_verified", entity_type="user", entity_id=user.id)
 
 
-async def request_password_reset(uow: UnitOfWork, *, email: str) -> None:
-    """Queue a reset message if the account exists; the caller answers the same
-    either way, and the token is made when the message is sent."""
+async def request_password_reset(
+    uow: UnitOfWork, c: Container, *, email: str, address: str
+) -> None:
+    """Queue a reset message if the account exists and the request is within the
+    limits; the caller answers the same in every case (a 429 would tell that the
+    email is being reset), and the token is made when the message is sent. The
+    limit counts by email, whether or not it has an account, for the same reason."""
+    if await c.limits.password_reset.admit(target=email, address=address) is not None:
+        return
     user = await user_repository.get_by_email(uow.session, email)
     if user is None or not user.can_sign_in:
         return

@@ -1,8 +1,9 @@
 """The adapters a process needs, chosen once from settings.
 
 This is the one place where tiers differ: which database, whether throttling state
-is shared through Redis, which mailer. Requests, jobs and CLI commands all build the
-same container, so services behave the same whichever way they are reached.
+(sign-in failures, sign-ups, resets, verification re-sends) is shared through Redis,
+which mailer. Requests, jobs and CLI commands all build the same container, so
+services behave the same whichever way they are reached.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from orderdesk.core.clock import Clock, SystemClock
 from orderdesk.core.database import Database
 from orderdesk.core.security import PasswordHasher, TokenCodec
 from orderdesk.core.settings import Settings
-from orderdesk.core.throttle import MemoryFailureCounter, RedisFailureCounter, SigninThrottle
+from orderdesk.core.throttle import (
+    ActionLimits,
+    MemoryFailureCounter,
+    RedisFailureCounter,
+    SigninThrottle,
+)
 from orderdesk.notifications.mailer import Mailer, mailer_from_url
 
 
@@ -38,6 +44,7 @@ class Container:
     hasher: PasswordHasher
     tokens: TokenCodec
     throttle: SigninThrottle
+    limits: ActionLimits
     mailer: Mailer
     redis: Redis | None
     http: httpx.AsyncClient
@@ -53,6 +60,7 @@ class Container:
             hasher=PasswordHasher.from_settings(settings),
             tokens=TokenCodec(settings),
             throttle=SigninThrottle.from_settings(settings, counter),
+            limits=ActionLimits.from_settings(settings, counter),
             mailer=mailer_from_url(settings.smtp_url),
             redis=redis,
             http=outbound_http_client(),

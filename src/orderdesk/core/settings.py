@@ -10,12 +10,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Deliberately recognisable: production refuses to start with it.
-DEVELOPMENT_SECRET_KEY = "orderdesk-development-secret-key-do-not-use-in-production"  # noqa: S105
-MIN_SECRET_KEY_LENGTH = 32
+from orderdesk.core import secret_key as secret_keys
+from orderdesk.core.secret_key import MIN_SECRET_KEY_LENGTH
+
+DEFAULT_SECRET_KEY_FILE = Path(".orderdesk-secret-key")
 # OWASP's minimum for argon2id: 19 MiB of memory, two passes, one lane.
 ARGON2_MIN_MEMORY_KIB = 19 * 1024
 ARGON2_MIN_TIME_COST = 2
@@ -34,7 +35,9 @@ class Settings(BaseSettings):
 
     env: Environment = Environment.DEVELOPMENT
     debug: bool = False
-    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
+    # Before secret_key: its validator reads it. Empty secret_key means "not set".
+    secret_key_file: Path = DEFAULT_SECRET_KEY_FILE
+    secret_key: SecretStr = Field(default=SecretStr(""), validate_default=True)
 
     database_url: str = "sqlite+aiosqlite:///./orderdesk.db"
     database_read_url: str | None = None
@@ -74,6 +77,16 @@ class Settings(BaseSettings):
     signin_window_seconds: int = Field(default=15 * 60, ge=1)
     signin_max_failures_per_account: int = Field(default=5, ge=1)
     signin_max_failures_per_address: int = Field(default=20, ge=1)
+    # Every attempt counts (not only failures): each one costs a hash or sends mail.
+    signup_window_seconds: int = Field(default=3600, ge=1)
+    signup_max_per_address: int = Field(default=20, ge=1)
+    signup_max_per_email: int = Field(default=10, ge=1)
+    password_reset_window_seconds: int = Field(default=3600, ge=1)
+    password_reset_max_per_account: int = Field(default=3, ge=1)
+    password_reset_max_per_address: int = Field(default=10, ge=1)
+    verification_resend_window_seconds: int = Field(default=3600, ge=1)
+    verification_resend_max_per_account: int = Field(default=3, ge=1)
+    verification_resend_max_per_address: int = Field(default=10, ge=1)
 
     order_payment_ttl_seconds: int = Field(default=30 * 60, ge=60)
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
@@ -116,14 +129,28 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, key: SecretStr, info: ValidationInfo) -> SecretStr:
+        value = key.get_secret_value()
+        if secret_keys.is_published(value):
+            raise ValueError(
+                "ORDERDESK_SECRET_KEY is a key once published in orderdesk's source; "
+                "set a random one (or, outside production, unset it to have one generated)"
+            )
+        env, path = info.data.get("env"), info.data.get("secret_key_file")
+        if value or env is None or path is None or env is Environment.PRODUCTION:
+            return key  # production's missing key is refused by _check_production
+        return SecretStr(secret_keys.load_or_create(path))
+
     @model_validator(mode="after")
     def _check_production(self) -> Self:
         if not self.is_production:
             return self
         problems = []
         key = self.secret_key.get_secret_value()
-        if key == DEVELOPMENT_SECRET_KEY:
-            problems.append("ORDERDESK_SECRET_KEY is the development key; set a random one")
+        if not key:
+            problems.append("ORDERDESK_SECRET_KEY is not set; set a random one")
         elif len(key) < MIN_SECRET_KEY_LENGTH:
             problems.append(
                 f"ORDERDESK_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters"

@@ -1,6 +1,8 @@
-"""Failure counters for sign-in throttling, in process or shared through Redis.
+"""Fixed-window counters, in process or shared through Redis, and the throttles
+built on them: failed sign-ins, and every attempt at an action that sends mail or
+costs a password hash (sign-up, password reset, verification re-send).
 
-Each counter is a fixed window that opens at the first failure and lasts
+Each counter is a fixed window that opens at the first count and lasts
 `window_seconds`; once a counter reaches its limit, attempts under that key are
 refused with 429 and `Retry-After` until the window closes.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,42 +21,61 @@ from orderdesk.core.errors import TooManyRequests
 from orderdesk.core.settings import Settings
 
 
-class FailureCounter(Protocol):
+class WindowCounter(Protocol):
     async def count(self, key: str) -> tuple[int, int]:
-        """The failures under `key` and the seconds until its window closes."""
+        """The count under `key` and the seconds until its window closes."""
         ...
 
     async def increment(self, key: str, *, window_seconds: int) -> None: ...
+
+    async def hit(self, key: str, *, window_seconds: int) -> tuple[int, int]:
+        """Count one more under `key`, atomically: the count including this one and
+        the seconds until its window closes. Concurrent hits never share a count."""
+        ...
 
     async def reset(self, key: str) -> None: ...
 
 
 class MemoryFailureCounter:
-    """Per-process counters: right for one server process (the MVP tier)."""
+    """Per-process counters: right for one server process (the MVP tier). `now` is
+    a monotonic clock in seconds, replaceable so tests can move time."""
 
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
         self._windows: dict[str, tuple[int, float]] = {}
+        self._now = now
 
     async def count(self, key: str) -> tuple[int, int]:
-        failures, closes_at = self._windows.get(key, (0, 0.0))
-        remaining = closes_at - time.monotonic()
-        if remaining <= 0:
-            self._windows.pop(key, None)
-            return 0, 0
-        return failures, int(remaining + 0.999)
+        counted, closes_at = self._open_window(key)
+        return counted, self._seconds_until(closes_at) if counted else 0
 
     async def increment(self, key: str, *, window_seconds: int) -> None:
-        failures, _ = await self.count(key)
-        closes_at = self._windows.get(key, (0, time.monotonic() + window_seconds))[1]
-        self._windows[key] = (failures + 1, closes_at)
+        await self.hit(key, window_seconds=window_seconds)
+
+    async def hit(self, key: str, *, window_seconds: int) -> tuple[int, int]:
+        # No await between reading and writing: atomic within the event loop.
+        counted, closes_at = self._open_window(key)
+        if not counted:
+            closes_at = self._now() + window_seconds
+        self._windows[key] = (counted + 1, closes_at)
         if len(self._windows) > 100_000:
             self._evict_closed()
+        return counted + 1, self._seconds_until(closes_at)
 
     async def reset(self, key: str) -> None:
         self._windows.pop(key, None)
 
+    def _open_window(self, key: str) -> tuple[int, float]:
+        counted, closes_at = self._windows.get(key, (0, 0.0))
+        if closes_at <= self._now():
+            self._windows.pop(key, None)
+            return 0, 0.0
+        return counted, closes_at
+
+    def _seconds_until(self, closes_at: float) -> int:
+        return max(1, int(closes_at - self._now() + 0.999))
+
     def _evict_closed(self) -> None:
-        now = time.monotonic()
+        now = self._now()
         for key in [k for k, (_, closes_at) in self._windows.items() if closes_at <= now]:
             del self._windows[key]
 
@@ -74,10 +96,18 @@ class RedisFailureCounter:
         return int(raw), (int(ttl_ms) + 999) // 1000
 
     async def increment(self, key: str, *, window_seconds: int) -> None:
+        await self.hit(key, window_seconds=window_seconds)
+
+    async def hit(self, key: str, *, window_seconds: int) -> tuple[int, int]:
+        # MULTI/EXEC: the count is INCR's own answer, so concurrent hits from any
+        # number of processes each get a distinct count.
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, window_seconds, nx=True)
-            await pipe.execute()
+            pipe.pttl(key)
+            counted, _, ttl_ms = await pipe.execute()
+        retry_after = (int(ttl_ms) + 999) // 1000 if ttl_ms and ttl_ms > 0 else window_seconds
+        return int(counted), max(1, retry_after)
 
     async def reset(self, key: str) -> None:
         await self._redis.delete(key)
@@ -93,13 +123,13 @@ class SigninThrottle:
     all accounts (password spraying).
     """
 
-    counter: FailureCounter
+    counter: WindowCounter
     window_seconds: int
     max_per_account: int
     max_per_address: int
 
     @classmethod
-    def from_settings(cls, settings: Settings, counter: FailureCounter) -> SigninThrottle:
+    def from_settings(cls, settings: Settings, counter: WindowCounter) -> SigninThrottle:
         return cls(
             counter=counter,
             window_seconds=settings.signin_window_seconds,
@@ -130,6 +160,91 @@ class SigninThrottle:
 
     @staticmethod
     def _account_key(account: str, address: str) -> str:
-        # Hashed so the shared store never holds email addresses.
-        digest = hashlib.sha256(account.encode()).hexdigest()[:32]
-        return f"orderdesk:signin:acct:{digest}:{address}"
+        return f"orderdesk:signin:acct:{_digest(account)}:{address}"
+
+
+def _digest(value: str) -> str:
+    # Hashed so the shared store never holds email addresses.
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionThrottle:
+    """Limits attempts at one action per target (an email or an account) and per
+    client address, in fixed windows. Every attempt counts, successful or not: the
+    cost (a hash, a message) is paid either way.
+
+    The address is counted first, and an attempt it refuses is not counted against
+    the target, so one noisy client cannot use up a target's allowance by being
+    refused; the target counter is what stops many addresses aiming at one inbox.
+    """
+
+    counter: WindowCounter
+    action: str
+    window_seconds: int
+    max_per_target: int
+    max_per_address: int
+    refusal: str
+
+    async def admit(self, *, target: str, address: str) -> int | None:
+        """Count this attempt: None if it may go ahead, otherwise the seconds until
+        one would be allowed again."""
+        for key, limit in self._limits(target, address):
+            counted, retry_after = await self.counter.hit(key, window_seconds=self.window_seconds)
+            if counted > limit:
+                return retry_after
+        return None
+
+    async def enforce(self, *, target: str, address: str) -> None:
+        """Count this attempt, or refuse it with 429 and `Retry-After`."""
+        retry_after = await self.admit(target=target, address=address)
+        if retry_after is not None:
+            raise TooManyRequests(self.refusal, retry_after=retry_after)
+
+    def keys(self, *, target: str, address: str) -> list[str]:
+        return [key for key, _ in self._limits(target, address)]
+
+    def _limits(self, target: str, address: str) -> list[tuple[str, int]]:
+        return [
+            (f"orderdesk:{self.action}:addr:{address}", self.max_per_address),
+            (f"orderdesk:{self.action}:target:{_digest(target)}", self.max_per_target),
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionLimits:
+    """The throttles for actions that send mail or cost a password hash."""
+
+    signup: ActionThrottle
+    password_reset: ActionThrottle
+    verification_resend: ActionThrottle
+
+    @classmethod
+    def from_settings(cls, settings: Settings, counter: WindowCounter) -> ActionLimits:
+        s = settings
+        return cls(
+            signup=ActionThrottle(
+                counter=counter,
+                action="signup",
+                window_seconds=s.signup_window_seconds,
+                max_per_target=s.signup_max_per_email,
+                max_per_address=s.signup_max_per_address,
+                refusal="Too many sign-ups; try again later.",
+            ),
+            password_reset=ActionThrottle(
+                counter=counter,
+                action="reset",
+                window_seconds=s.password_reset_window_seconds,
+                max_per_target=s.password_reset_max_per_account,
+                max_per_address=s.password_reset_max_per_address,
+                refusal="Too many password reset requests; try again later.",
+            ),
+            verification_resend=ActionThrottle(
+                counter=counter,
+                action="verify-resend",
+                window_seconds=s.verification_resend_window_seconds,
+                max_per_target=s.verification_resend_max_per_account,
+                max_per_address=s.verification_resend_max_per_address,
+                refusal="Too many verification messages requested; try again later.",
+            ),
+        )
