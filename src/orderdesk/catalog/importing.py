@@ -137,7 +137,7 @@ def validate_rows(rows: Iterable[tuple[int, Any]]) -> list[ProductCreate]:
             errors.append({"line": line, "field": None, "message": raw.reason})
             continue
         try:
-            product = _ROW.validate_python(raw)
+            product = _ROW.validate_python(raw, strict=False)  # CSV cells are text
         except ValidationError as exc:
             for error in exc.errors():
                 field = ".".join(str(part) for part in error["loc"]) or None

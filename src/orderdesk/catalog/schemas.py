@@ -9,30 +9,24 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from orderdesk.catalog.models import Product
 from orderdesk.core.money import Money
-from orderdesk.core.schemas import StrictModel
-from orderdesk.core.text import MULTI_LINE, SINGLE_LINE
+from orderdesk.core.schemas import PatchModel, StrictModel
+from orderdesk.core.text import MULTI_LINE, NOT_BLANK, SINGLE_LINE
 
 MAX_STOCK = 10**9
 MAX_SKU_LENGTH = 64
 MAX_NAME_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 5000
 MAX_SEARCH_LENGTH = 100
+# No trimming: what the document's pattern allows is exactly what is stored.
 Sku = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True,
-        max_length=MAX_SKU_LENGTH,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$",
-    ),
+    StringConstraints(max_length=MAX_SKU_LENGTH, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"),
     SINGLE_LINE,
 ]
-Name = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH),
-    SINGLE_LINE,
-]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), SINGLE_LINE, NOT_BLANK]
 Description = Annotated[str, Field(max_length=MAX_DESCRIPTION_LENGTH), MULTI_LINE]
-Stock = Annotated[int, Field(ge=0, le=MAX_STOCK)]
+Stock = Annotated[int, Field(ge=0, le=MAX_STOCK, strict=True)]
+Flag = Annotated[bool, Field(strict=True)]
 
 
 class ProductCreate(StrictModel):
@@ -41,15 +35,15 @@ class ProductCreate(StrictModel):
     description: Description = ""
     price: Money
     stock: Stock = 0
-    is_active: bool = True
+    is_active: Flag = True
 
 
-class ProductUpdate(StrictModel):
+class ProductUpdate(PatchModel):
     name: Name | None = None
     description: Description | None = None
     price: Money | None = None
     stock: Stock | None = None
-    is_active: bool | None = None
+    is_active: Flag | None = None
 
 
 class ProductPublic(BaseModel):

@@ -19,9 +19,17 @@ def _iso_4217(code: str) -> str:
     return code
 
 
+# Listed in the document, so clients (and generated test data) know the codes.
+ISO_4217_CODES = sorted(currency.alpha_3 for currency in pycountry.currencies)
+
 CurrencyCode = Annotated[
     str,
-    Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$"),
+    Field(
+        min_length=3,
+        max_length=3,
+        pattern=r"^[A-Z]{3}$",
+        json_schema_extra={"enum": ISO_4217_CODES},
+    ),
     SINGLE_LINE,
     AfterValidator(_iso_4217),
 ]
@@ -30,5 +38,9 @@ CurrencyCode = Annotated[
 class Money(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    amount: int = Field(ge=0, le=MAX_AMOUNT, description="Minor units (cents for EUR).")
+    # Strict: 12.0 or "12" is refused as the document's `integer` says (FastAPI
+    # validates parsed JSON in Python mode, which would otherwise coerce them).
+    amount: int = Field(
+        ge=0, le=MAX_AMOUNT, strict=True, description="Minor units (cents for EUR)."
+    )
     currency: CurrencyCode

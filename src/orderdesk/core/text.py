@@ -17,10 +17,12 @@ maximum length.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import AfterValidator
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 _SINGLE_LINE_FORBIDDEN = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 _MULTI_LINE_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
@@ -50,14 +52,57 @@ def check_multi_line(value: str) -> str:
     return value
 
 
+def check_not_blank(value: str) -> str:
+    """Names: at least one character that is not white space; stored trimmed. The
+    length bound applies to the value as sent, so the document's `maxLength` holds."""
+    trimmed = value.strip()
+    if not trimmed:
+        raise PydanticCustomError("blank", "must not be blank")
+    return trimmed
+
+
 # The validators themselves, so the structure test can recognise the rule.
-TEXT_RULES = (check_single_line, check_multi_line)
+TEXT_RULES = (check_single_line, check_multi_line, check_not_blank)
+
+# The same rules as JSON Schema patterns, so the API document allows exactly what the
+# server does (what a client generates from it is accepted).
+_ALLOWED_SINGLE_LINE = "[^\\x00-\\x1f\\x7f\\ufffe\\uffff]"
+_ALLOWED_MULTI_LINE = "[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\ufffe\\uffff]"
+_VISIBLE_SINGLE_LINE = "[^\\s\\x00-\\x1f\\x7f\\ufffe\\uffff]"
+
+
+@dataclass(frozen=True)
+class _TextRule(AfterValidator):
+    """A text validator that also writes its rule into the JSON Schema as a `pattern`
+    (unless the field has a stricter pattern of its own, like a SKU's, other than
+    the one this rule `narrows`)."""
+
+    pattern: str = ""
+    narrows: str | None = None
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        if json_schema.get("type") == "string":
+            current = json_schema.get("pattern")
+            if current is None or current == self.narrows:
+                json_schema["pattern"] = self.pattern
+        return json_schema
+
 
 # Placed after a field's length constraints (`Annotated[str, Field(max_length=…),
 # SINGLE_LINE]`): pydantic then checks the length on the plain string first, with its
 # usual messages, and never scans an oversized value.
-SINGLE_LINE = AfterValidator(check_single_line)
-MULTI_LINE = AfterValidator(check_multi_line)
+SINGLE_LINE = _TextRule(check_single_line, pattern=f"^{_ALLOWED_SINGLE_LINE}*$")
+MULTI_LINE = _TextRule(check_multi_line, pattern=f"^{_ALLOWED_MULTI_LINE}*$")
+# After SINGLE_LINE: a name must show something, and is stored without the spaces
+# around it.
+NOT_BLANK = _TextRule(
+    check_not_blank,
+    pattern=f"^{_ALLOWED_SINGLE_LINE}*{_VISIBLE_SINGLE_LINE}{_ALLOWED_SINGLE_LINE}*$",
+    narrows=f"^{_ALLOWED_SINGLE_LINE}*$",
+)
 
 SingleLineText = Annotated[str, SINGLE_LINE]
 """Names, e-mails, tokens, search terms, headers: no control characters at all."""

@@ -18,7 +18,7 @@ MAX_QUANTITY = 10_000
 
 class OrderLineCreate(StrictModel):
     product_id: UUID
-    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True)]
 
 
 class OrderCreate(StrictModel):

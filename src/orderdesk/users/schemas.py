@@ -5,11 +5,11 @@ from typing import Annotated
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field
 
 from orderdesk.core.schemas import StrictModel
 from orderdesk.core.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
-from orderdesk.core.text import SINGLE_LINE
+from orderdesk.core.text import NOT_BLANK, SINGLE_LINE
 from orderdesk.users.models import Role, User
 
 
@@ -26,7 +26,10 @@ def normalize_email(value: str) -> str:
 MAX_EMAIL_LENGTH = 320
 MAX_FULL_NAME_LENGTH = 200
 Email = Annotated[
-    str, Field(max_length=MAX_EMAIL_LENGTH), SINGLE_LINE, AfterValidator(normalize_email)
+    str,
+    Field(max_length=MAX_EMAIL_LENGTH, json_schema_extra={"format": "email"}),
+    SINGLE_LINE,
+    AfterValidator(normalize_email),
 ]
 Password = Annotated[
     str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH), SINGLE_LINE
@@ -36,8 +39,9 @@ Password = Annotated[
 PresentedPassword = Annotated[str, Field(max_length=MAX_PASSWORD_LENGTH), SINGLE_LINE]
 FullName = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_FULL_NAME_LENGTH),
+    Field(min_length=1, max_length=MAX_FULL_NAME_LENGTH),
     SINGLE_LINE,
+    NOT_BLANK,
 ]
 
 
@@ -55,7 +59,7 @@ class UserSelfUpdate(StrictModel):
 
 class UserAdminUpdate(StrictModel):
     role: Role | None = None
-    is_active: bool | None = None
+    is_active: Annotated[bool, Field(strict=True)] | None = None
 
 
 class UserPublic(BaseModel):
