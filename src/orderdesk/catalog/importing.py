@@ -118,3 +118,9 @@ def _from_flat(row: dict[str, Any]) -> dict[str, Any]:
     if shaped.get("description") is None:
         shaped.pop("description", None)
     return shaped
+
+
+def parse_upload(content: bytes, fmt: ImportFormat) -> list[ProductCreate]:
+    """Decode, parse and validate a whole upload. CPU-bound (seconds for tens of
+    megabytes): the API runs it in a worker thread, off the event loop."""
+    return validate_rows(read_rows(decode_upload(content), fmt))
