@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from orderdesk import __version__
 from orderdesk.auth.api import router as auth_router
 from orderdesk.catalog.api import router as catalog_router
+from orderdesk.core.collector import freeze_startup_objects
 from orderdesk.core.container import Container
 from orderdesk.core.errors import (
     MalformedBody,
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         app.state.container = container or Container.from_settings(settings)
         background = Background.for_api(app.state.container)
         background.start()
+        freeze_startup_objects()
         try:
             yield
         finally:

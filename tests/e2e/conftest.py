@@ -97,6 +97,17 @@ def run_cli(env: dict[str, str], workdir: Path, *args: str) -> subprocess.Comple
     )
 
 
+def migrate_and_seed(env: dict[str, str], workdir: Path) -> tuple[str, str]:
+    """Build the schema and the demo data; the seeded admin's email and password."""
+    migrated = run_cli(env, workdir, "migrate", "upgrade")
+    assert migrated.returncode == 0, migrated.stderr
+    seeded = run_cli(env, workdir, "seed-demo")
+    assert seeded.returncode == 0, seeded.stderr
+    credentials = _SEEDED.search(seeded.stdout)
+    assert credentials, f"seed-demo printed no credentials:\n{seeded.stdout}"
+    return credentials["email"], credentials["password"]
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -146,13 +157,7 @@ def server(e2e_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     workdir = tmp_path_factory.mktemp("e2e")
     env = server_env(e2e_database_url)
 
-    migrated = run_cli(env, workdir, "migrate", "upgrade")
-    assert migrated.returncode == 0, migrated.stderr
-    seeded = run_cli(env, workdir, "seed-demo")
-    assert seeded.returncode == 0, seeded.stderr
-    credentials = _SEEDED.search(seeded.stdout)
-    assert credentials, f"seed-demo printed no credentials:\n{seeded.stdout}"
-
+    admin_email, admin_password = migrate_and_seed(env, workdir)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     stderr_path = workdir / "serve.stderr.log"
@@ -175,8 +180,8 @@ def server(e2e_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
             env=env,
             workdir=workdir,
             stderr_path=stderr_path,
-            admin_email=credentials["email"],
-            admin_password=credentials["password"],
+            admin_email=admin_email,
+            admin_password=admin_password,
         )
     finally:
         stop(process)

@@ -105,7 +105,7 @@ async def test_cursor_from_another_sort_order_is_rejected(
     response = await client.get(PRODUCTS, params={"cursor": cursor, "sort": "price"})
 
     assert response.status_code == 422
-    assert problem(response)["code"] == "invalid_input"
+    assert problem(response)["code"] == "invalid_cursor"
 
 
 async def test_cursor_that_the_api_did_not_issue_is_rejected(client: httpx.AsyncClient) -> None:
@@ -158,7 +158,7 @@ async def test_forged_cursor_is_rejected_as_invalid_input(
     )
 
     assert response.status_code == 422, response.text
-    assert problem(response)["code"] == "invalid_input"
+    assert problem(response)["code"] == "invalid_cursor"
 
 
 @pytest.mark.parametrize("limit", [0, 201])

@@ -22,10 +22,10 @@ from orderdesk.catalog.schemas import (
     ProductUpdate,
 )
 from orderdesk.core import audit
-from orderdesk.core.errors import ConcurrentUpdate, InvalidInput, PreconditionFailed
+from orderdesk.core.errors import ConcurrentUpdate, PreconditionFailed
 from orderdesk.core.ids import new_id
 from orderdesk.core.money import MAX_AMOUNT
-from orderdesk.core.pagination import Page, decode_cursor, encode_cursor
+from orderdesk.core.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
 from orderdesk.core.uow import UnitOfWork
 from orderdesk.core.versioning import check_version
 
@@ -83,8 +83,6 @@ async def update_product(
     check_version(product.version, expected_version)
     changes: dict[str, Any] = {}
     for field, value in data.model_dump(exclude_unset=True, exclude={"price"}).items():
-        if value is None:
-            raise InvalidInput(f"{field} cannot be null", field=[field])
         if getattr(product, field) != value:
             changes[field] = {"from": getattr(product, field), "to": value}
             setattr(product, field, value)
@@ -199,4 +197,4 @@ def _decode_product_cursor(cursor: str | None, sort: ProductSort) -> tuple[Any, 
             raise ValueError("cursor does not match the sort")
         return value, UUID(str(raw_id))
     except ValueError as exc:
-        raise InvalidInput("The cursor is not one this API issued.", field=["cursor"]) from exc
+        raise InvalidCursor() from exc

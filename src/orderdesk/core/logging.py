@@ -2,15 +2,25 @@
 
 Every log line a request causes carries its `request_id` (bound in a contextvar), and
 the same id is returned in `X-Request-ID`.
+
+Nothing is rendered or written on the thread that logs: the root logger's handler
+only puts the record on a queue, and one listener thread renders it (tracebacks
+included) and writes it to stderr, so a 500's traceback never stalls the event loop.
 """
 
 from __future__ import annotations
 
+import atexit
+import copy
 import logging
+import os
+import queue
 import re
 import sys
 import time
-from typing import Any
+from datetime import UTC, datetime
+from logging.handlers import QueueHandler, QueueListener
+from typing import Any, TextIO
 
 import structlog
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -24,38 +34,42 @@ REQUEST_ID_HEADER = "x-request-id"
 _WELL_FORMED_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 log = structlog.get_logger("orderdesk.http")
 _HANDLER_NAME = "orderdesk"
+# The bound context of the thread that logged a standard-library record.
+_CONTEXT_ATTRIBUTE = "orderdesk_context"
 
 
 def configure_logging(*, log_format: str, level: str) -> None:
-    shared: list[structlog.types.Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.stdlib.add_logger_name,
-    ]
-    renderer: structlog.types.Processor
-    if log_format == "json":
-        shared.append(structlog.processors.format_exc_info)
-        renderer = structlog.processors.JSONRenderer()
-    else:
-        # No local variables in tracebacks: they are slow to render and can hold
-        # passwords and tokens.
-        renderer = structlog.dev.ConsoleRenderer(
-            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
-        )
+    """Idempotent: a second call flushes and replaces the first one's listener."""
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.stdlib.add_logger_name,
+            _capture_exc_info,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    # Standard-library loggers (uvicorn, sqlalchemy, alembic) go through the same renderer.
+    # Standard-library loggers (uvicorn, sqlalchemy, alembic) go through the same
+    # renderer; their context and time were taken when they logged.
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=[
+            _context_of_record,
+            structlog.processors.add_log_level,
+            _timestamp_of_record,
+            structlog.stdlib.add_logger_name,
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *_renderers(log_format, sys.stderr),
+        ],
     )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
+    output = logging.StreamHandler(sys.stderr)
+    output.setFormatter(formatter)
+    handler = _HandOff(_start_listener(output))
     handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
     # Replace only our own handler, so calling this again (or under a test runner
@@ -68,6 +82,126 @@ def configure_logging(*, log_format: str, level: str) -> None:
         logging.getLogger(name).propagate = True
     # The access log below replaces uvicorn's, with the request id and duration.
     logging.getLogger("uvicorn.access").disabled = True
+
+
+def flush_logging() -> None:
+    """Write every record logged so far and stop the listener (at exit; tests); later
+    records are written on the thread that logs them."""
+    global _listener
+    listener, _listener = _listener, None
+    if listener is not None and listener.pid == os.getpid():
+        listener.stop()
+
+
+def _renderers(log_format: str, stream: TextIO) -> list[structlog.types.Processor]:
+    if log_format == "json":
+        # Frames as a list of objects, without local variables: they can hold
+        # passwords and tokens.
+        transformer = structlog.tracebacks.ExceptionDictTransformer(
+            show_locals=False, use_rich=False
+        )
+        return [
+            structlog.processors.ExceptionRenderer(transformer),
+            structlog.processors.JSONRenderer(),
+        ]
+    # Plain tracebacks (rich's took seconds per error), colour only on a terminal.
+    colors = stream.isatty() and not os.environ.get("NO_COLOR")
+    return [
+        structlog.dev.ConsoleRenderer(
+            colors=colors, exception_formatter=structlog.dev.plain_traceback
+        )
+    ]
+
+
+class _Listener(QueueListener):
+    """The thread that renders and writes; `pid` tells a forked child that the
+    thread it inherited the object of is not running there."""
+
+    def __init__(self, output: logging.Handler) -> None:
+        super().__init__(queue.SimpleQueue(), output, respect_handler_level=True)
+        self.output = output
+        self.pid = os.getpid()
+        self.running = True
+        self.start()
+
+    def stop(self) -> None:
+        self.running = False
+        super().stop()  # hands over every queued record first
+
+
+class _HandOff(QueueHandler):
+    """Queues records as they are. The stock `prepare()` renders the message (with
+    the traceback) here and drops `exc_info` and structlog's event dict; this one
+    leaves rendering to the listener and only fixes what would change meanwhile."""
+
+    def __init__(self, listener: _Listener) -> None:
+        super().__init__(listener.queue)
+        self.listener = listener
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record = copy.copy(record)  # other handlers (pytest's caplog) keep the original
+        if not hasattr(record, "_logger"):  # not structlog's: it has no context yet
+            record.msg, record.args = record.getMessage(), None
+            setattr(record, _CONTEXT_ATTRIBUTE, structlog.contextvars.get_contextvars())
+        return record
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.listener.running:
+            super().emit(record)
+        else:  # after `flush_logging` (exit): nothing would read the queue
+            self.listener.output.handle(self.prepare(record))
+
+
+_listener: _Listener | None = None
+
+
+def _start_listener(output: logging.Handler) -> _Listener:
+    global _listener
+    flush_logging()
+    _listener = _Listener(output)
+    return _listener
+
+
+def _restart_in_child() -> None:
+    # A forked child (Celery's prefork pool) inherits the queue but not the thread:
+    # give it a listener of its own with the same output.
+    global _listener
+    if _listener is None or _listener.pid == os.getpid():
+        return
+    _listener = _Listener(_listener.output)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _HandOff):
+            handler.listener, handler.queue = _listener, _listener.queue
+
+
+atexit.register(flush_logging)
+os.register_at_fork(after_in_child=_restart_in_child)
+
+
+def _capture_exc_info(_: Any, __: str, event_dict: Any) -> Any:
+    # `exc_info=True` means "the exception being handled", which only this thread
+    # knows; the listener gets the exception itself.
+    if event_dict.get("exc_info") is True:
+        exc_info = sys.exc_info()
+        event_dict["exc_info"] = exc_info if exc_info[0] is not None else False
+    elif isinstance(event_dict.get("exc_info"), BaseException):
+        error = event_dict["exc_info"]
+        event_dict["exc_info"] = (type(error), error, error.__traceback__)
+    return event_dict
+
+
+def _context_of_record(_: Any, __: str, event_dict: Any) -> Any:
+    record = event_dict.get("_record")
+    context = getattr(record, _CONTEXT_ATTRIBUTE, None) or {}
+    return {**context, **event_dict}
+
+
+def _timestamp_of_record(_: Any, __: str, event_dict: Any) -> Any:
+    record = event_dict.get("_record")
+    created = record.created if record is not None else time.time()
+    stamp = datetime.fromtimestamp(created, tz=UTC).isoformat().replace("+00:00", "Z")
+    event_dict["timestamp"] = stamp
+    return event_dict
 
 
 def _request_id_from(scope: Scope) -> str:

@@ -23,6 +23,14 @@ from orderdesk.core.errors import InvalidInput
 T = TypeVar("T")
 
 
+class InvalidCursor(InvalidInput):
+    code = "invalid_cursor"
+    title = "The cursor is not one this list issued"
+
+    def __init__(self) -> None:
+        super().__init__(_NOT_OURS, field=["cursor"])
+
+
 class HasId(Protocol):
     @property
     def id(self) -> UUID: ...
@@ -60,9 +68,9 @@ def decode_cursor(cursor: str, *, kind: str) -> dict[str, Any]:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise InvalidInput(_NOT_OURS, field=["cursor"]) from exc
+        raise InvalidCursor() from exc
     if not isinstance(key, dict) or key.pop("l", None) != kind:
-        raise InvalidInput(_NOT_OURS, field=["cursor"])
+        raise InvalidCursor()
     return key
 
 
@@ -73,7 +81,7 @@ def decode_id_cursor(cursor: str | None, *, kind: str) -> UUID | None:
     try:
         return UUID(str(decode_cursor(cursor, kind=kind)["id"]))
     except (KeyError, ValueError) as exc:
-        raise InvalidInput(_NOT_OURS, field=["cursor"]) from exc
+        raise InvalidCursor() from exc
 
 
 def page_by_id(rows: Sequence[R], *, limit: int, item: Callable[[R], T], kind: str) -> Page[T]:

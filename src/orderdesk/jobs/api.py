@@ -7,10 +7,9 @@ from fastapi import APIRouter, Depends
 
 from orderdesk.auth.dependencies import require
 from orderdesk.core.deps import Cursor, Limit, UnitOfWorkDep
-from orderdesk.core.errors import InvalidInput
 from orderdesk.core.openapi import problems
 from orderdesk.core.outbox import EventStatus
-from orderdesk.core.pagination import DEFAULT_LIMIT, Page
+from orderdesk.core.pagination import DEFAULT_LIMIT, InvalidCursor, Page
 from orderdesk.jobs import service as job_service
 from orderdesk.jobs.schemas import EventPublic
 from orderdesk.jobs.service import EventNotFailed, EventNotFound
@@ -21,7 +20,7 @@ Admin = Annotated[Principal, Depends(require(Permission.EVENTS_MANAGE))]
 
 
 @router.get("")
-@problems(InvalidInput)
+@problems(InvalidCursor)
 async def list_events(
     _: Admin,
     uow: UnitOfWorkDep,

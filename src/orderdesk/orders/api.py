@@ -11,9 +11,8 @@ from starlette.responses import Response
 from orderdesk.auth.dependencies import CurrentUser, require
 from orderdesk.core import idempotency
 from orderdesk.core.deps import ContainerDep, Cursor, Limit, UnitOfWorkDep
-from orderdesk.core.errors import InvalidInput
 from orderdesk.core.openapi import links, problems
-from orderdesk.core.pagination import DEFAULT_LIMIT, Page
+from orderdesk.core.pagination import DEFAULT_LIMIT, InvalidCursor, Page
 from orderdesk.orders import service as order_service
 from orderdesk.orders.errors import (
     DuplicateProduct,
@@ -21,6 +20,7 @@ from orderdesk.orders.errors import (
     InsufficientStock,
     MixedCurrencies,
     OrderNotFound,
+    OrderTotalTooLarge,
     UnknownProducts,
 )
 from orderdesk.orders.models import OrderStatus
@@ -40,6 +40,7 @@ _ORDER = {"order_id": "$response.body#/id"}
     openapi_extra=links(201, readOrder=_ORDER, cancelOrder=_ORDER, fulfillOrder=_ORDER),
 )
 @problems(
+    OrderTotalTooLarge,
     UnknownProducts,
     MixedCurrencies,
     DuplicateProduct,
@@ -70,7 +71,7 @@ async def place_order(
 
 
 @router.get("")
-@problems(InvalidInput)
+@problems(InvalidCursor)
 async def list_orders(
     viewer: CurrentUser,
     uow: UnitOfWorkDep,

@@ -7,9 +7,8 @@ from fastapi import APIRouter, Response, status
 from orderdesk.auth.dependencies import AdminUser, CurrentAccount, StaffUser
 from orderdesk.auth.errors import WeakPassword
 from orderdesk.core.deps import ContainerDep, Cursor, Limit, ReadSessionDep, UnitOfWorkDep
-from orderdesk.core.errors import InvalidInput
 from orderdesk.core.openapi import problems
-from orderdesk.core.pagination import DEFAULT_LIMIT, Page
+from orderdesk.core.pagination import DEFAULT_LIMIT, InvalidCursor, Page
 from orderdesk.users import service as user_service
 from orderdesk.users.errors import (
     CurrentPasswordRequired,
@@ -42,7 +41,7 @@ async def delete_me(user: CurrentAccount, uow: UnitOfWorkDep) -> None:
 
 
 @router.get("")
-@problems(InvalidInput)
+@problems(InvalidCursor)
 async def list_users(
     _: StaffUser,
     session: ReadSessionDep,

@@ -7,9 +7,8 @@ from fastapi import APIRouter, Depends, Response, status
 
 from orderdesk.auth.dependencies import require
 from orderdesk.core.deps import ContainerDep, Cursor, Limit, UnitOfWorkDep
-from orderdesk.core.errors import InvalidInput
 from orderdesk.core.openapi import links, problems
-from orderdesk.core.pagination import DEFAULT_LIMIT, Page
+from orderdesk.core.pagination import DEFAULT_LIMIT, InvalidCursor, Page
 from orderdesk.users.models import Permission, Principal
 from orderdesk.webhooks import service as webhook_service
 from orderdesk.webhooks.schemas import (
@@ -27,7 +26,7 @@ Admin = Annotated[Principal, Depends(require(Permission.WEBHOOKS_MANAGE))]
 
 
 @router.get("")
-@problems(InvalidInput)
+@problems(InvalidCursor)
 async def list_subscriptions(
     _: Admin, uow: UnitOfWorkDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[SubscriptionPublic]:
@@ -70,7 +69,7 @@ async def enable_subscription(
 
 
 @router.get("/{subscription_id}/deliveries")
-@problems(SubscriptionNotFound, InvalidInput)
+@problems(SubscriptionNotFound, InvalidCursor)
 async def list_deliveries(
     subscription_id: UUID,
     _: Admin,
