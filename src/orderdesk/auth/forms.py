@@ -10,7 +10,7 @@ parsed, before anything looks the account up or hashes the password.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Form
 from pydantic import BaseModel, Field
@@ -28,21 +28,25 @@ class PasswordGrantForm(BaseModel):
 
     username: Annotated[
         SingleLineText,
-        Field(max_length=MAX_EMAIL_LENGTH, description="The account's e-mail address."),
+        # FastAPI reads an empty form field as a missing one: at least one character.
+        Field(min_length=1, max_length=MAX_EMAIL_LENGTH, description="The account's e-mail."),
     ]
     password: Annotated[
         SingleLineText,
-        Field(max_length=MAX_PASSWORD_LENGTH, json_schema_extra={"format": "password"}),
+        Field(
+            min_length=1, max_length=MAX_PASSWORD_LENGTH, json_schema_extra={"format": "password"}
+        ),
     ]
     # Accepted as the spec allows; this server has no client registry, so the client
-    # fields are not used, and scopes are not granted separately.
-    grant_type: Annotated[SingleLineText | None, Field(max_length=8, pattern="^password$")] = None
+    # fields are not used, and scopes are not granted separately. Not nullable: a form
+    # has no null, and a client would send the word "null".
+    grant_type: Literal["password"] = "password"
     scope: Annotated[SingleLineText, Field(max_length=MAX_SCOPE_LENGTH)] = ""
-    client_id: Annotated[SingleLineText | None, Field(max_length=MAX_OPAQUE_TOKEN_LENGTH)] = None
+    client_id: Annotated[SingleLineText, Field(max_length=MAX_OPAQUE_TOKEN_LENGTH)] = ""
     client_secret: Annotated[
-        SingleLineText | None,
+        SingleLineText,
         Field(max_length=MAX_OPAQUE_TOKEN_LENGTH, json_schema_extra={"format": "password"}),
-    ] = None
+    ] = ""
 
 
 # A form model rather than loose form parameters: the document names its schema.

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from orderdesk.catalog.models import Product
 from orderdesk.core.money import Money
-from orderdesk.core.schemas import PatchModel, StrictModel
+from orderdesk.core.schemas import INTEGRAL, STRICT, JsonBool, PatchModel, StrictModel
 from orderdesk.core.text import MULTI_LINE, NOT_BLANK, SINGLE_LINE
 
 MAX_STOCK = 10**9
@@ -25,8 +25,7 @@ Sku = Annotated[
 ]
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), SINGLE_LINE, NOT_BLANK]
 Description = Annotated[str, Field(max_length=MAX_DESCRIPTION_LENGTH), MULTI_LINE]
-Stock = Annotated[int, Field(ge=0, le=MAX_STOCK, strict=True)]
-Flag = Annotated[bool, Field(strict=True)]
+Stock = Annotated[int, Field(ge=0, le=MAX_STOCK), STRICT, INTEGRAL]
 
 
 class ProductCreate(StrictModel):
@@ -35,7 +34,7 @@ class ProductCreate(StrictModel):
     description: Description = ""
     price: Money
     stock: Stock = 0
-    is_active: Flag = True
+    is_active: JsonBool = True
 
 
 class ProductUpdate(PatchModel):
@@ -43,7 +42,7 @@ class ProductUpdate(PatchModel):
     description: Description | None = None
     price: Money | None = None
     stock: Stock | None = None
-    is_active: Flag | None = None
+    is_active: JsonBool | None = None
 
 
 class ProductPublic(BaseModel):

@@ -8,6 +8,7 @@ from typing import Annotated
 import pycountry
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from orderdesk.core.schemas import INTEGRAL, STRICT
 from orderdesk.core.text import SINGLE_LINE
 
 MAX_AMOUNT = 10**12  # minor units; keeps sums far inside a 64-bit integer
@@ -38,9 +39,10 @@ CurrencyCode = Annotated[
 class Money(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # Strict: 12.0 or "12" is refused as the document's `integer` says (FastAPI
-    # validates parsed JSON in Python mode, which would otherwise coerce them).
-    amount: int = Field(
-        ge=0, le=MAX_AMOUNT, strict=True, description="Minor units (cents for EUR)."
-    )
+    amount: Annotated[
+        int,
+        Field(ge=0, le=MAX_AMOUNT, description="Minor units (cents for EUR)."),
+        STRICT,
+        INTEGRAL,
+    ]
     currency: CurrencyCode

@@ -1,8 +1,8 @@
 """Base classes for API schemas."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, field_validator
 
 
 class StrictModel(BaseModel):
@@ -37,3 +37,20 @@ class PatchModel(StrictModel):
         if value is None:
             raise ValueError("may be left out, but not null")
         return value
+
+
+def _integral_float(value: Any) -> Any:
+    # JSON Schema's `integer` includes 3.0; `strict` alone would refuse it.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Integers and flags in request bodies take JSON's integers and booleans only: no
+# "12", no 1 for true (FastAPI validates parsed JSON in Python mode, which coerces).
+# Rows parsed from CSV cells are validated with `strict=False`, which lifts this.
+# Both go after the field's bounds: `Annotated[int, Field(ge=1), STRICT, INTEGRAL]`
+# (before them, the bounds would not reach the document as minimum and maximum).
+STRICT = Strict()
+INTEGRAL = BeforeValidator(_integral_float)
+JsonBool = Annotated[bool, STRICT]

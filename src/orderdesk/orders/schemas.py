@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Row
 
 from orderdesk.core.money import Money
-from orderdesk.core.schemas import StrictModel
+from orderdesk.core.schemas import INTEGRAL, STRICT, StrictModel
 from orderdesk.orders.models import Order, OrderLine, OrderStatus
 
 MAX_LINES = 100
@@ -18,7 +18,7 @@ MAX_QUANTITY = 10_000
 
 class OrderLineCreate(StrictModel):
     product_id: UUID
-    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True)]
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY), STRICT, INTEGRAL]
 
 
 class OrderCreate(StrictModel):
