@@ -62,6 +62,8 @@ def test_every_answer_matches_the_document(
         "--workers",
         "1",
         "--no-color",
+        "--output-sanitize",
+        "false",
         "--report",
         "json",
         "--report-json-path",

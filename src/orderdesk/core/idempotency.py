@@ -20,7 +20,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from fastapi import Header
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -30,7 +30,7 @@ from orderdesk.core.errors import Conflict, DomainError, InvalidInput
 from orderdesk.core.ids import new_id
 from orderdesk.core.models import Entity, UTCDateTime
 from orderdesk.core.openapi import required_headers
-from orderdesk.core.text import SingleLineText
+from orderdesk.core.text import SINGLE_LINE
 from orderdesk.core.uow import UnitOfWork
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -72,12 +72,16 @@ class IdempotencyKeyMissing(DomainError):
     title = "This request needs an Idempotency-Key header"
 
 
+# The bounds sit on the string itself, not on the optional header around it, so the
+# document shows them on the string the client sends.
+_Key = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"), SINGLE_LINE
+]
+
+
 @required_headers(IDEMPOTENCY_HEADER)
 async def idempotency_key(
-    key: Annotated[
-        SingleLineText | None,
-        Header(alias=IDEMPOTENCY_HEADER, min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),
-    ] = None,
+    key: Annotated[_Key | None, Header(alias=IDEMPOTENCY_HEADER)] = None,
 ) -> str | None:
     """The key as sent; its absence is refused by `run_once`, after the path and the
     body have been validated, so a bad body is reported first."""

@@ -1,8 +1,10 @@
 """Base classes for API schemas."""
 
+import re
+from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Strict, field_validator
 
 
 class StrictModel(BaseModel):
@@ -54,3 +56,17 @@ def _integral_float(value: Any) -> Any:
 STRICT = Strict()
 INTEGRAL = BeforeValidator(_integral_float)
 JsonBool = Annotated[bool, STRICT]
+
+
+_RFC_3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}")
+
+
+def _rfc_3339(value: Any) -> Any:
+    # Pydantic would also read "0.5" as seconds since 1970; the document says
+    # `format: date-time`, which is RFC 3339 text only.
+    if not isinstance(value, datetime) and not (isinstance(value, str) and _RFC_3339.match(value)):
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc_3339)]

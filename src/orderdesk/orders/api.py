@@ -5,7 +5,6 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, status
-from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from orderdesk.auth.dependencies import CurrentUser, require
@@ -13,6 +12,7 @@ from orderdesk.core import idempotency
 from orderdesk.core.deps import ContainerDep, Cursor, Limit, UnitOfWorkDep
 from orderdesk.core.openapi import links, problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, InvalidCursor, Page
+from orderdesk.core.schemas import Timestamp
 from orderdesk.orders import service as order_service
 from orderdesk.orders.errors import (
     DuplicateProduct,
@@ -79,8 +79,8 @@ async def list_orders(
     cursor: Cursor = None,
     status: OrderStatus | None = None,
     user_id: UUID | None = None,
-    created_after: AwareDatetime | None = None,
-    created_before: AwareDatetime | None = None,
+    created_after: Timestamp | None = None,
+    created_before: Timestamp | None = None,
 ) -> Page[OrderPublic]:
     """The caller's orders, newest first; staff see everyone's and may filter by
     `user_id`."""
