@@ -38,6 +38,7 @@ SEMANTIC_CODES = frozenset(
         "order_total_too_large",
         "unsafe_webhook_target",
         "import_rejected",
+        "import_empty",
         "idempotency_key_reused",
     }
 )

@@ -39,6 +39,7 @@ RequiredIfMatch = Annotated[IfMatch, Depends(required_if_match)]
 OptionalIfMatch = Annotated[IfMatch, Depends(optional_if_match)]
 Price = Annotated[int | None, Query(ge=0, le=MAX_AMOUNT)]
 _PRODUCT = {"product_id": "$response.body#/id"}
+_LINE = {"product_id": "$response.body#/id"}
 
 
 @router.get("")
@@ -90,6 +91,9 @@ async def read_product(
         readProduct=_PRODUCT,
         updateProduct={**_PRODUCT, "header.If-Match": "$response.body#/version"},
         deleteProduct=_PRODUCT,
+        placeOrder={
+            "requestBody": {"lines": [{"product_id": "$response.body#/id", "quantity": 1}]}
+        },
     ),
 )
 @problems(SkuTaken)

@@ -282,17 +282,23 @@ def install_docs(app: FastAPI) -> None:
         )
 
 
-def links(status: int, **targets: dict[str, str]) -> dict[str, Any]:
+def links(status: int, **targets: dict[str, Any]) -> dict[str, Any]:
     """OpenAPI links from one answer to the operations that take what it returns, as
     `openapi_extra`: `links(201, readProduct={"product_id": "$response.body#/id"})`.
-    Clients and the contract suite's stateful tests follow them."""
+    A `requestBody` key is the linked operation's body. Clients and the contract
+    suite's stateful tests follow them."""
     return {
         "responses": {
-            str(status): {
-                "links": {
-                    name: {"operationId": name, "parameters": parameters}
-                    for name, parameters in targets.items()
-                }
-            }
+            str(status): {"links": {name: _link(name, target) for name, target in targets.items()}}
         }
     }
+
+
+def _link(operation: str, target: dict[str, Any]) -> dict[str, Any]:
+    parameters = {key: value for key, value in target.items() if key != "requestBody"}
+    link: dict[str, Any] = {"operationId": operation}
+    if parameters:
+        link["parameters"] = parameters
+    if "requestBody" in target:
+        link["requestBody"] = target["requestBody"]
+    return link
