@@ -233,6 +233,28 @@ async def test_a_private_address_is_refused_unless_allowed(
     assert response.json()["code"] == "unsafe_webhook_target"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com:99999/hooks",  # port out of range
+        "http://example.com:port/hooks",
+        "http://[::1/hooks",  # unclosed IPv6 bracket
+        "http://" + "a" * 70 + ".example.com/hooks",  # a label IDNA refuses
+    ],
+)
+async def test_a_malformed_url_is_refused_not_a_server_error(
+    client: httpx.AsyncClient, container: Container, url: str
+) -> None:
+    admin = await _admin_headers(client, container)
+
+    response = await client.post(
+        "/api/v1/webhooks", json={"url": url, "event_types": ["order.placed"]}, headers=admin
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "unsafe_webhook_target"
+
+
 async def test_customers_cannot_manage_webhooks(client: httpx.AsyncClient) -> None:
     _, tokens = await signed_up(client)
 

@@ -22,7 +22,11 @@ class UnsafeTarget(InvalidInput):
 
 
 async def check_target(url: str, *, allow_private: bool, require_https: bool) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port out of range or not a number
+    except ValueError as exc:  # also an unclosed "[" around an IPv6 address
+        raise UnsafeTarget("Use an http or https URL with a host name.") from exc
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise UnsafeTarget("Use an http or https URL with a host name.")
     if require_https and parts.scheme != "https":
@@ -34,10 +38,10 @@ async def check_target(url: str, *, allow_private: bool, require_https: bool) ->
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(
             parts.hostname,
-            parts.port or (443 if parts.scheme == "https" else 80),
+            port or (443 if parts.scheme == "https" else 80),
             type=socket.SOCK_STREAM,
         )
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a label IDNA cannot encode
         raise UnsafeTarget(f"The host {parts.hostname} does not resolve.") from exc
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
