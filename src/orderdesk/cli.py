@@ -283,16 +283,19 @@ def import_products(
     Every row is validated before anything is written; bad rows are listed with their
     line numbers and nothing is imported.
     """
-    from orderdesk.catalog.errors import ImportRejected
-    from orderdesk.catalog.importing import ImportFormat, read_rows, validate_rows
+    from orderdesk.catalog.errors import ImportEmpty, ImportRejected
+    from orderdesk.catalog.importing import ImportFormat, parse_upload
 
     fmt = ImportFormat(file_format) if file_format else ImportFormat.from_filename(file.name)
     if fmt is None:
         console.print("[red]cannot tell the format; pass --format csv or --format jsonl[/red]")
         raise typer.Exit(code=2)
     try:
-        with file.open(encoding="utf-8-sig", newline="") as handle:
-            products = validate_rows(read_rows(handle, fmt))
+        # The same checks as the API: UTF-8, the bounds, at least one row.
+        products = parse_upload(file.read_bytes(), fmt)
+    except ImportEmpty as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(code=1) from exc
     except ImportRejected as exc:
         console.print(f"[red]{exc.detail}[/red]")
         for error in exc.errors:

@@ -463,3 +463,22 @@ async def test_cli_takes_the_format_from_an_option_when_the_suffix_says_nothing(
     assert guessed.returncode == 2
     assert told.returncode == 0, told.stdout + told.stderr
     assert sku in await cli_products(cli_database, [sku])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(HEADER.encode(), "at least one product row"), (b"sku,name\n\xff\xfe\n", "not UTF-8")],
+)
+async def test_cli_refuses_an_empty_or_undecodable_file_as_the_api_does(
+    cli_database_url: str, cli_database: Database, tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "products.csv"
+    path.write_bytes(content)
+    before = await cli_count(cli_database)
+
+    result = run_import(cli_database_url, tmp_path, str(path))
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert message in result.stdout
+    assert "Traceback" not in result.stderr
+    assert await cli_count(cli_database) == before
