@@ -88,8 +88,10 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     install_openapi(
         app,
         automatic={
+            # Any request may carry a body the size limit refuses before routing.
+            "all": (PayloadTooLarge,),
             "params": (ValidationFailed,),
-            "body": (MalformedBody, PayloadTooLarge),
+            "body": (MalformedBody,),
         },
     )
     install_docs(app)

@@ -51,6 +51,7 @@ async def test_malformed_json_is_a_422_problem(client: httpx.AsyncClient) -> Non
     body_problem = problem(response)
     assert body_problem["code"] == "validation_failed"
     assert body_problem["errors"][0]["type"] == "json_invalid"
+    assert body_problem["errors"][0]["field"] == "body"
 
 
 @pytest.mark.usefixtures("users_unchanged")

@@ -78,3 +78,26 @@ def test_a_file_without_rows_is_an_empty_import(content: str, fmt: ImportFormat)
 
 def test_a_json_array_line_is_a_refused_row_not_an_empty_import() -> None:
     assert rejected("[]\n", JSONL) == [(1, None)]
+
+
+def test_a_json_integer_past_pythons_digit_limit_names_its_line() -> None:
+    row = '{"sku": "BIG", "name": "Mug", "stock": ' + "9" * 5000 + "}"
+
+    assert rejected(ROW + "\n" + row + "\n", JSONL) == [(2, None)]
+
+
+def test_validation_stops_at_the_hundredth_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orderdesk.catalog import importing
+
+    validated: list[object] = []
+    real = importing._ROW.validate_python
+
+    def counting(raw: object, **kwargs: object) -> object:
+        validated.append(raw)
+        return real(raw, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importing._ROW, "validate_python", counting)
+    content = "sku,name\n" + "x\n" * 10_000
+
+    assert len(rejected(content, CSV)) == importing.MAX_REPORTED_ERRORS
+    assert len(validated) <= importing.MAX_REPORTED_ERRORS

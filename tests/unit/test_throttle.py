@@ -145,3 +145,19 @@ async def test_a_new_window_counts_from_zero() -> None:
     await fail(limiter, 2, account=ACCOUNT, address=HOME)
 
     await limiter.check(account=ACCOUNT, address=HOME)
+
+
+async def test_the_memory_counter_forgets_its_oldest_windows_past_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from orderdesk.core import throttle
+
+    monkeypatch.setattr(throttle, "MEMORY_COUNTER_MAX_WINDOWS", 100)
+    counter = MemoryFailureCounter()
+    await counter.hit("first", window_seconds=3600)
+    for n in range(100):
+        await counter.hit(f"key-{n}", window_seconds=3600)
+
+    assert len(counter._windows) <= 100
+    assert await counter.count("first") == (0, 0)  # the oldest open window went first
+    assert (await counter.count("key-99"))[0] == 1

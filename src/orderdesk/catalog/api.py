@@ -22,6 +22,7 @@ from orderdesk.catalog.schemas import (
 from orderdesk.core.collector import collection_paused
 from orderdesk.core.deps import Cursor, Limit, ReadSessionDep, UnitOfWorkDep
 from orderdesk.core.errors import (
+    NotFound,
     PreconditionFailed,
     PreconditionRequired,
     UnsupportedMediaType,
@@ -71,7 +72,7 @@ async def list_products(
 
 
 @router.get("/{product_id:uuid}")
-@problems(ProductNotFound)
+@problems(ProductNotFound, NotFound)  # NotFound: a path id that is not a UUID
 async def read_product(
     product_id: UUID, session: ReadSessionDep, user: OptionalUser, response: Response
 ) -> ProductPublic:
@@ -106,7 +107,7 @@ async def create_product(
 
 
 @router.patch("/{product_id:uuid}")
-@problems(ProductNotFound, PreconditionFailed, PreconditionRequired)
+@problems(ProductNotFound, NotFound, PreconditionFailed, PreconditionRequired)
 async def update_product(
     product_id: UUID,
     data: ProductUpdate,
@@ -126,7 +127,7 @@ async def update_product(
 @router.delete(
     "/{product_id:uuid}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response
 )
-@problems(ProductNotFound, PreconditionFailed)
+@problems(ProductNotFound, NotFound, PreconditionFailed)
 async def delete_product(
     product_id: UUID,
     if_match: OptionalIfMatch,
@@ -161,8 +162,8 @@ async def import_products(request: Request, _: CatalogManager, uow: UnitOfWorkDe
         raise UnsupportedMediaType("Send text/csv or application/x-ndjson.")
     # Parsing and validating take seconds of CPU: in a worker thread, with the
     # collector held off until the rows are freed (see core/collector.py).
+    content = await request.body()  # a slow upload does not hold the collector off
     with collection_paused():
-        content = await request.body()
         products = await anyio.to_thread.run_sync(parse_upload, content, fmt)
         del content
         result = await catalog_service.import_products(uow, products=products)

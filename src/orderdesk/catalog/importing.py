@@ -102,6 +102,8 @@ def _json_row(line: str) -> Any:
         raw = json.loads(line)
     except json.JSONDecodeError as exc:
         return _Unparsable(f"not valid JSON: {exc.msg}")
+    except ValueError as exc:  # e.g. an integer past Python's 4300-digit limit
+        return _Unparsable(f"not valid JSON: {exc}")
     except RecursionError:
         raw = None
     else:
@@ -128,16 +130,21 @@ def _depth_within(value: Any, limit: int) -> bool:
 
 
 def validate_rows(rows: Iterable[tuple[int, Any]]) -> list[ProductCreate]:
-    """All rows, validated; raises `ImportRejected` listing bad lines (the first 100)."""
+    """All rows, validated; raises `ImportRejected` listing bad lines (the first 100).
+    Validation stops at the 100th error: the file is refused anyway, and a file of
+    bad rows would otherwise hold an error object for every one of them."""
     valid: list[ProductCreate] = []
     errors: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for line, raw in rows:
+        if len(errors) >= MAX_REPORTED_ERRORS:
+            break
         if isinstance(raw, _Unparsable):
             errors.append({"line": line, "field": None, "message": raw.reason})
             continue
         try:
-            product = _ROW.validate_python(raw, strict=False)  # CSV cells are text
+            # Lenient: CSV cells are text, and JSON lines keep the import's old coercions.
+            product = _ROW.validate_python(raw, strict=False)
         except ValidationError as exc:
             for error in exc.errors():
                 field = ".".join(str(part) for part in error["loc"]) or None

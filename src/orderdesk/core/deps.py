@@ -10,7 +10,7 @@ from fastapi import Depends, Query, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.core.container import Container
-from orderdesk.core.errors import ServiceUnavailable
+from orderdesk.core.errors import ConcurrentUpdate, ServiceUnavailable
 from orderdesk.core.openapi import problems
 from orderdesk.core.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT
 from orderdesk.core.text import SingleLineText
@@ -28,6 +28,7 @@ async def get_container(request: Request) -> Container:
 ContainerDep = Annotated[Container, Depends(get_container)]
 
 
+@problems(ConcurrentUpdate)  # a version-guarded write that lost a race, at flush
 async def get_unit_of_work(request: Request, c: ContainerDep) -> AsyncIterator[UnitOfWork]:
     async with unit_of_work(c.database, clock=c.clock, request_id=request.state.request_id) as uow:
         uow.actor_id = getattr(request.state, "user_id", None)

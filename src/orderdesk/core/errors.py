@@ -173,6 +173,8 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     errors = []
     for error in exc.errors():
         loc = [part for part in error.get("loc", ()) if part != "body"] or ["body"]
+        if error["type"] == "json_invalid":
+            loc = ["body"]  # its location is a character offset, not a field
         message = error["msg"].removeprefix("Value error, ")
         errors.append({"field": _dotted(loc), "message": message, "type": error["type"]})
     return problem_response(

@@ -91,7 +91,8 @@ def operation_id(route: APIRoute) -> str:
 
 def install_openapi(app: FastAPI, *, automatic: dict[str, tuple[type[DomainError], ...]]) -> None:
     """Replace `app.openapi` with the truthful document. `automatic` names the errors
-    that every route with parameters (`"params"`) or a body (`"body"`) can return."""
+    that every route (`"all"`), every route with parameters (`"params"`) or with a
+    body (`"body"`) can return."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -166,7 +167,7 @@ def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
 def _errors_of(
     route: APIRoute, automatic: dict[str, tuple[type[DomainError], ...]]
 ) -> list[type[DomainError]]:
-    errors = list(_marks(route, _PROBLEMS_ATTR))
+    errors = [*automatic.get("all", ()), *_marks(route, _PROBLEMS_ATTR)]
     if _takes_input(route.dependant):
         errors.extend(automatic.get("params", ()))
     if route.body_field is not None or _reads_raw_body(route):

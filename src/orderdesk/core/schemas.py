@@ -1,10 +1,18 @@
 """Base classes for API schemas."""
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Strict, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Strict,
+    field_validator,
+)
 
 
 class StrictModel(BaseModel):
@@ -69,4 +77,12 @@ def _rfc_3339(value: Any) -> Any:
     return value
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc_3339)]
+def _in_utc(value: datetime) -> datetime:
+    # 9999-12-31T23:59:59-23:59 is a valid date-time that UTC cannot hold.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("is outside the range of dates this server stores") from exc
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc_3339), AfterValidator(_in_utc)]

@@ -45,6 +45,15 @@ LEEWAY_SECONDS = 5
 VERIFIED_TOKEN_CACHE_SIZE = 4096
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a container's share, where the OS says so),
+    not the host's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class PasswordHasher:
     def __init__(
         self, *, memory_kib: int, time_cost: int, parallelism: int, concurrency: int | None = None
@@ -52,7 +61,7 @@ class PasswordHasher:
         # An executor, not an anyio limiter: it serves every event loop (tests run
         # many), and waiting hashes hold no thread of the loop's default pool.
         self._pool = ThreadPoolExecutor(
-            max_workers=concurrency or os.cpu_count() or 1, thread_name_prefix="password-hash"
+            max_workers=concurrency or usable_cpus(), thread_name_prefix="password-hash"
         )
         self._hash = PasswordHash(
             (Argon2Hasher(memory_cost=memory_kib, time_cost=time_cost, parallelism=parallelism),)

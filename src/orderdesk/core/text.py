@@ -52,10 +52,21 @@ def check_multi_line(value: str) -> str:
     return value
 
 
+# White space outside the C0 controls (which single-line text refuses anyway), listed
+# rather than `\s`, which means different things to Python and to JavaScript-style
+# validators reading the document's pattern.
+_SPACES = r" \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_SPACE_CHARACTERS = (
+    " \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + ("\u2028\u2029\u202f\u205f\u3000")
+)
+
+
 def check_not_blank(value: str) -> str:
     """Names: at least one character that is not white space; stored trimmed. The
     length bound applies to the value as sent, so the document's `maxLength` holds."""
-    trimmed = value.strip()
+    trimmed = value.strip(_SPACE_CHARACTERS)
     if not trimmed:
         raise PydanticCustomError("blank", "must not be blank")
     return trimmed
@@ -68,7 +79,7 @@ TEXT_RULES = (check_single_line, check_multi_line, check_not_blank)
 # server does (what a client generates from it is accepted).
 _ALLOWED_SINGLE_LINE = "[^\\x00-\\x1f\\x7f\\ufffe\\uffff]"
 _ALLOWED_MULTI_LINE = "[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\ufffe\\uffff]"
-_VISIBLE_SINGLE_LINE = "[^\\s\\x00-\\x1f\\x7f\\ufffe\\uffff]"
+_VISIBLE_SINGLE_LINE = f"[^{_SPACES}\\x00-\\x1f\\x7f\\ufffe\\uffff]"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ refused with 429 and `Retry-After` until the window closes.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ class WindowCounter(Protocol):
     async def reset(self, key: str) -> None: ...
 
 
+# Windows one process keeps (about 150 bytes each). Past it, the oldest open windows
+# are forgotten: an exposed deployment shares its counters through Redis instead.
+MEMORY_COUNTER_MAX_WINDOWS = 100_000
+
+
 class MemoryFailureCounter:
     """Per-process counters: right for one server process (the MVP tier). `now` is
     a monotonic clock in seconds, replaceable so tests can move time."""
@@ -57,8 +63,8 @@ class MemoryFailureCounter:
         if not counted:
             closes_at = self._now() + window_seconds
         self._windows[key] = (counted + 1, closes_at)
-        if len(self._windows) > 100_000:
-            self._evict_closed()
+        if len(self._windows) > MEMORY_COUNTER_MAX_WINDOWS:
+            self._evict()
         return counted + 1, self._seconds_until(closes_at)
 
     async def reset(self, key: str) -> None:
@@ -74,10 +80,17 @@ class MemoryFailureCounter:
     def _seconds_until(self, closes_at: float) -> int:
         return max(1, int(closes_at - self._now() + 0.999))
 
-    def _evict_closed(self) -> None:
+    def _evict(self) -> None:
+        """Closed windows go first; if open ones still fill the table (many distinct
+        targets or addresses), the oldest are forgotten. Down to 90 %, so the scan runs
+        once per ten thousand new keys, not on every hit."""
         now = self._now()
         for key in [k for k, (_, closes_at) in self._windows.items() if closes_at <= now]:
             del self._windows[key]
+        excess = len(self._windows) - MEMORY_COUNTER_MAX_WINDOWS * 9 // 10
+        if excess > 0:
+            for key in list(itertools.islice(self._windows, excess)):  # oldest first
+                del self._windows[key]
 
 
 class RedisFailureCounter:

@@ -22,6 +22,7 @@ from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from orderdesk.core.container import Container
+from orderdesk.core.logging import flush_logging
 from orderdesk.core.settings import Settings, get_settings
 from orderdesk.jobs import service as job_service
 from orderdesk.jobs.periodic import PERIODIC_JOBS
@@ -87,6 +88,9 @@ def _stop_worker_process(**_: Any) -> None:
     if _WorkerState.loop is not None and _WorkerState.container is not None:
         _WorkerState.loop.run_until_complete(_WorkerState.container.close())
         _WorkerState.loop.close()
+    # Pool children leave by os._exit, which runs no atexit hook: write what the
+    # log listener still holds now.
+    flush_logging()
 
 
 worker_process_init.connect(_start_worker_process, weak=False)
