@@ -154,3 +154,19 @@ async def test_the_sign_in_form_refuses_an_empty_username_and_other_grants(
     assert "username" in fields_of(empty)
     assert other_grant.status_code == 422
     assert "grant_type" in fields_of(other_grant)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("created_after", "9999-12-31T23:59:59-23:59"),
+        ("created_before", "0001-01-01T00:00:00+23:59"),
+    ],
+)
+async def test_a_time_filter_past_what_utc_can_hold_is_422(
+    client: httpx.AsyncClient, shopper: Headers, name: str, value: str
+) -> None:
+    response = await client.get(f"{API}/orders", params={name: value}, headers=shopper)
+
+    assert response.status_code == 422
+    assert f"query.{name}" in fields_of(response)
