@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,9 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import jwt
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orderdesk.core.database import Database
+from orderdesk.core.settings import Settings
 
 STRONG_PASSWORD = "violet-harbour-engine-47"
 
@@ -85,3 +88,26 @@ class OneConnectionDatabase(Database):
     @asynccontextmanager
     async def current_state(self) -> AsyncIterator[AsyncConnection]:
         yield self.connection
+
+
+def access_claims(settings: Settings | None = None, **overrides: Any) -> dict[str, Any]:
+    """A complete, valid set of access-token claims (a random customer by default),
+    with `overrides` on top: for tests that sign tokens themselves."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": settings.jwt_issuer if settings else "orderdesk",
+        "aud": settings.jwt_audience if settings else "orderdesk-api",
+        "sub": str(uuid.uuid4()),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": str(uuid.uuid4()),
+        "role": "customer",
+        "typ": "access",
+        "ver": 0,
+    }
+    return {**claims, **overrides}
+
+
+def sign_claims(claims: dict[str, Any], key: str) -> str:
+    return jwt.encode(claims, key, algorithm="HS256")

@@ -7,18 +7,15 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from uuid import uuid4
 
 import httpx
-import jwt
 import pytest
 
 from tests.e2e.conftest import ORDERDESK, free_port, run_cli, stop, wait_until_ready
-from tests.helpers import STRONG_PASSWORD, unique_email
+from tests.helpers import STRONG_PASSWORD, access_claims, sign_claims, unique_email
 
 pytestmark = pytest.mark.e2e
 
@@ -88,20 +85,7 @@ def signed_up(http: httpx.Client) -> tuple[str, str]:
 
 
 def forged(user_id: str, key: str) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": "orderdesk",
-        "aud": "orderdesk-api",
-        "sub": user_id,
-        "iat": now,
-        "nbf": now,
-        "exp": now + 300,
-        "jti": str(uuid4()),
-        "role": "customer",
-        "typ": "access",
-        "ver": 0,
-    }
-    return jwt.encode(claims, key, algorithm="HS256")
+    return sign_claims(access_claims(sub=user_id), key)
 
 
 def test_a_token_forged_with_the_published_key_is_refused(http: httpx.Client) -> None:

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import uuid4
 
 import httpx
 import jwt
@@ -30,7 +29,15 @@ from orderdesk.core.uow import unit_of_work
 from orderdesk.users.models import Role
 from orderdesk.users.schemas import UserCreate
 from tests.conftest import DatabaseFactory, build_container, make_settings
-from tests.helpers import STRONG_PASSWORD, bearer, register, sign_in, signed_up, unique_email
+from tests.helpers import (
+    STRONG_PASSWORD,
+    access_claims,
+    bearer,
+    register,
+    sign_in,
+    signed_up,
+    unique_email,
+)
 
 ME = "/api/v1/users/me"
 TOKEN = "/api/v1/auth/token"
@@ -198,21 +205,7 @@ def _b64(data: bytes) -> str:
 
 
 def claims_for(settings: Settings, user_id: str, **overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": settings.jwt_issuer,
-        "aud": settings.jwt_audience,
-        "sub": user_id,
-        "iat": now,
-        "nbf": now,
-        "exp": now + 300,
-        "jti": str(uuid4()),
-        "role": "customer",
-        "typ": "access",
-        "ver": 0,
-    }
-    claims.update(overrides)
-    return claims
+    return access_claims(settings, **{"sub": user_id, **overrides})
 
 
 def signed(settings: Settings, claims: dict[str, Any]) -> str:

@@ -9,11 +9,8 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
-from uuid import uuid4
 
 import httpx
-import jwt
 import pytest
 
 from orderdesk.app import create_app
@@ -21,7 +18,7 @@ from orderdesk.core.database import Database
 from orderdesk.core.security import PasswordHasher
 from orderdesk.core.settings import Settings
 from tests.conftest import build_container
-from tests.helpers import signed_up
+from tests.helpers import access_claims, sign_claims, signed_up
 
 ME = "/api/v1/users/me"
 PUBLISHED_KEY = "orderdesk-development-secret-key-do-not-use-in-production"
@@ -70,20 +67,7 @@ async def development_client(
 
 
 def access_token(settings: Settings, user_id: str, key: str) -> str:
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": settings.jwt_issuer,
-        "aud": settings.jwt_audience,
-        "sub": user_id,
-        "iat": now,
-        "nbf": now,
-        "exp": now + 300,
-        "jti": str(uuid4()),
-        "role": "customer",
-        "typ": "access",
-        "ver": 0,
-    }
-    return jwt.encode(claims, key, algorithm="HS256")
+    return sign_claims(access_claims(settings, sub=user_id), key)
 
 
 async def test_a_development_server_refuses_a_token_forged_with_the_published_key(

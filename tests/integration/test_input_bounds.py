@@ -5,19 +5,16 @@ used on another list, and stock moves that must show in `updated_at`."""
 from __future__ import annotations
 
 import csv
-import time
 from typing import Any
-from uuid import uuid4
 
 import httpx
-import jwt
 import pytest
 
 from orderdesk.catalog.importing import MAX_JSON_DEPTH
 from orderdesk.core.container import Container
 from orderdesk.core.money import MAX_AMOUNT
 from orderdesk.core.settings import Settings
-from tests.helpers import register
+from tests.helpers import access_claims, register, sign_claims
 from tests.integration.catalog_fixtures import (
     API,
     Headers,
@@ -91,21 +88,8 @@ BAD_CLAIMS: dict[str, dict[str, Any]] = {
 
 
 def signed(settings: Settings, user_id: str, **overrides: Any) -> str:
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": settings.jwt_issuer,
-        "aud": settings.jwt_audience,
-        "sub": user_id,
-        "iat": now,
-        "nbf": now,
-        "exp": now + 300,
-        "jti": str(uuid4()),
-        "role": "customer",
-        "typ": "access",
-        "ver": 0,
-        **overrides,
-    }
-    return jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm="HS256")
+    claims = access_claims(settings, **{"sub": user_id, **overrides})
+    return sign_claims(claims, settings.secret_key.get_secret_value())
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CLAIMS))

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
-import jwt
 import pytest
 from pydantic import ValidationError
 
 from orderdesk.core import secret_key
 from orderdesk.core.security import InvalidToken, TokenCodec
 from orderdesk.core.settings import Settings
+from tests.helpers import access_claims, sign_claims
 
 # The key that was once the default in the source: what an attacker would try first.
 PUBLISHED_KEY = "orderdesk-development-secret-key-do-not-use-in-production"
@@ -38,20 +36,7 @@ def default_settings(**values: Any) -> Settings:
 
 
 def forged_token(settings: Settings, key: str) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": settings.jwt_issuer,
-        "aud": settings.jwt_audience,
-        "sub": str(uuid4()),
-        "iat": now,
-        "nbf": now,
-        "exp": now + 300,
-        "jti": str(uuid4()),
-        "role": "admin",
-        "typ": "access",
-        "ver": 0,
-    }
-    return jwt.encode(claims, key, algorithm="HS256")
+    return sign_claims(access_claims(settings, role="admin"), key)
 
 
 def test_a_token_signed_with_the_published_key_is_refused_by_default_settings() -> None:

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from orderdesk.core import security
 from orderdesk.core.security import InvalidToken, TokenCodec
 from orderdesk.core.settings import Settings
 from tests.conftest import TEST_SECRET, make_settings
+from tests.helpers import access_claims
 
 # Every claim the codec must insist on; kept here rather than imported so that
 # dropping one from the source is caught.
@@ -68,21 +68,7 @@ def unsigned(claims: dict[str, Any]) -> str:
 
 
 def valid_claims(settings: Settings, **overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": settings.jwt_issuer,
-        "aud": settings.jwt_audience,
-        "sub": str(uuid4()),
-        "iat": now,
-        "nbf": now,
-        "exp": now + 300,
-        "jti": str(uuid4()),
-        "role": "customer",
-        "typ": "access",
-        "ver": 0,
-    }
-    claims.update(overrides)
-    return claims
+    return access_claims(settings, **overrides)
 
 
 def issue(codec: TokenCodec, *, now: datetime | None = None) -> str:
