@@ -3,11 +3,15 @@ twice.
 
 Keys are scoped to the caller. The first request claims its key by inserting a row
 in the *same transaction* as its effect, so the unique constraint decides between
-concurrent duplicates on every server process: on PostgreSQL a duplicate waits for
-the first to commit, then replays its response; if the first fails, its claim rolls
-back with it and the retry runs afresh. The response body is stored as the exact
-bytes sent, so a replay is identical byte for byte. A request that fails (validation
-or a domain error) stores nothing.
+concurrent duplicates on every server process. On PostgreSQL a duplicate that
+arrives while the first is still running finds the key's advisory lock taken and is
+answered 409 `idempotency_key_in_flight` at once (it does not wait); once the first
+has committed, a retry replays its response. On SQLite writers are serialised, so a
+duplicate waits for the first and then replays. If the first fails, its claim rolls
+back with it and a retry runs afresh. The response body is stored as the exact bytes
+sent, so a replay is identical byte for byte. A request that fails (validation or a
+domain error) stores nothing. The key is checked after the body (`run_once`), so a
+bad body is reported before a missing key.
 """
 
 from __future__ import annotations
