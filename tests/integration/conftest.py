@@ -3,11 +3,14 @@ customer, signed in over the API."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 
 from orderdesk.core.container import Container
 from tests.integration.catalog_fixtures import Headers, customer, staff_headers
+from tests.integration.support import AddressedClients
 
 
 @pytest.fixture
@@ -19,3 +22,10 @@ async def staff(client: httpx.AsyncClient, container: Container) -> Headers:
 async def shopper(client: httpx.AsyncClient) -> Headers:
     _, headers = await customer(client)
     return headers
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[AddressedClients]:
+    opened = AddressedClients()
+    yield opened
+    await opened.aclose()

@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import func
 from sqlmodel import col, select
 
@@ -15,6 +16,7 @@ from orderdesk.core.container import Container
 from orderdesk.core.uow import unit_of_work
 from orderdesk.users.models import Role, User
 from orderdesk.users.schemas import UserCreate
+from tests.conftest import JobsRunningTransport
 from tests.helpers import STRONG_PASSWORD, bearer, sign_in, unique_email
 
 
@@ -67,3 +69,31 @@ def problem(response: httpx.Response) -> dict[str, Any]:
 
 def error_fields(body: dict[str, Any]) -> set[str]:
     return {error["field"] for error in body.get("errors", [])}
+
+
+class AddressedClients:
+    """HTTP clients onto apps, each appearing to come from one client address. Given
+    a container, the outbox is drained after every request, so mail is sent as the
+    in-process runner would send it."""
+
+    def __init__(self) -> None:
+        self._open: list[httpx.AsyncClient] = []
+
+    def at(
+        self, app: FastAPI, address: str, *, container: Container | None = None
+    ) -> httpx.AsyncClient:
+        client_address = (address, 1234)
+        transport = (
+            httpx.ASGITransport(app=app, raise_app_exceptions=False, client=client_address)
+            if container is None
+            else JobsRunningTransport(
+                container=container, app=app, raise_app_exceptions=False, client=client_address
+            )
+        )
+        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+        self._open.append(client)
+        return client
+
+    async def aclose(self) -> None:
+        for client in self._open:
+            await client.aclose()

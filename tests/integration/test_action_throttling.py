@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from orderdesk.app import create_app
 from orderdesk.core.container import Container
@@ -19,8 +18,9 @@ from orderdesk.core.database import Database
 from orderdesk.core.security import PasswordHasher
 from orderdesk.core.settings import Settings
 from orderdesk.core.throttle import ActionLimits, MemoryFailureCounter
-from tests.conftest import JobsRunningTransport, MailLog, build_container, make_settings
+from tests.conftest import MailLog, build_container, make_settings
 from tests.helpers import STRONG_PASSWORD, ManualMonotonic, bearer, sign_in, unique_email
+from tests.integration.support import AddressedClients
 
 REGISTER = "/api/v1/auth/register"
 RESET = "/api/v1/auth/password-reset"
@@ -57,33 +57,6 @@ def limited(database_url: str, **overrides: Any) -> Settings:
     )
 
 
-class Apps:
-    """HTTP clients onto apps, each from one address; the outbox is drained after
-    every request, so mail is sent as the in-process runner would send it."""
-
-    def __init__(self) -> None:
-        self._open: list[httpx.AsyncClient] = []
-
-    def client(self, app: FastAPI, container: Container, address: str) -> httpx.AsyncClient:
-        transport = JobsRunningTransport(
-            container=container, app=app, raise_app_exceptions=False, client=(address, 1234)
-        )
-        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
-        self._open.append(client)
-        return client
-
-    async def aclose(self) -> None:
-        for client in self._open:
-            await client.aclose()
-
-
-@pytest.fixture
-async def apps() -> AsyncIterator[Apps]:
-    opened = Apps()
-    yield opened
-    await opened.aclose()
-
-
 @pytest.fixture
 def clock() -> ManualMonotonic:
     return ManualMonotonic()
@@ -103,10 +76,10 @@ async def limited_container(
 
 
 @pytest.fixture
-def at(apps: Apps, limited_container: Container) -> At:
+def at(clients: AddressedClients, limited_container: Container) -> At:
     """`at(address)`: a client onto the limited app from that address."""
     app = create_app(limited_container.settings, container=limited_container)
-    return lambda address: apps.client(app, limited_container, address)
+    return lambda address: clients.at(app, address, container=limited_container)
 
 
 async def sign_up(

@@ -20,11 +20,11 @@ from orderdesk.core.settings import Settings
 from orderdesk.core.throttle import ActionLimits, ActionThrottle, RedisFailureCounter
 from tests.conftest import MailLog, build_container
 from tests.helpers import unique_email
+from tests.integration.support import AddressedClients
 from tests.integration.test_action_throttling import (
     RESET,
     RESET_PER_ACCOUNT,
     SIGNUP_PER_ADDRESS,
-    Apps,
     assert_throttled,
     limited,
     sign_up,
@@ -71,13 +71,6 @@ async def shared_redis() -> AsyncIterator[SharedRedis]:
         await redis.aclose()
 
 
-@pytest.fixture
-async def apps() -> AsyncIterator[Apps]:
-    opened = Apps()
-    yield opened
-    await opened.aclose()
-
-
 def redis_container(
     settings: Settings, database: Database, hasher: PasswordHasher, redis: Redis
 ) -> Container:
@@ -101,18 +94,24 @@ def two_servers(
 
 
 async def test_two_servers_sharing_redis_enforce_one_reset_limit(
-    two_servers: list[Container], apps: Apps, shared_redis: SharedRedis, mail_log: MailLog
+    two_servers: list[Container],
+    clients: AddressedClients,
+    shared_redis: SharedRedis,
+    mail_log: MailLog,
 ) -> None:
     address = random_address()
-    clients = [apps.client(create_app(c.settings, container=c), c, address) for c in two_servers]
+    one_per_server = [
+        clients.at(create_app(c.settings, container=c), address, container=c) for c in two_servers
+    ]
     email = unique_email("shared")
-    registration = await sign_up(clients[0], email)
+    registration = await sign_up(one_per_server[0], email)
     assert registration.status_code == 201, registration.text
     shared_redis.track(two_servers[0].limits.signup, targets=[email], addresses=[address])
     shared_redis.track(two_servers[0].limits.password_reset, targets=[email], addresses=[address])
 
     statuses = [
-        (await clients[n % 2].post(RESET, json={"email": email})).status_code for n in range(10)
+        (await one_per_server[n % 2].post(RESET, json={"email": email})).status_code
+        for n in range(10)
     ]
 
     assert statuses == [202] * 10
@@ -120,25 +119,29 @@ async def test_two_servers_sharing_redis_enforce_one_reset_limit(
 
 
 async def test_two_servers_sharing_redis_enforce_one_sign_up_limit(
-    two_servers: list[Container], apps: Apps, shared_redis: SharedRedis
+    two_servers: list[Container], clients: AddressedClients, shared_redis: SharedRedis
 ) -> None:
     address = random_address()
-    clients = [apps.client(create_app(c.settings, container=c), c, address) for c in two_servers]
+    one_per_server = [
+        clients.at(create_app(c.settings, container=c), address, container=c) for c in two_servers
+    ]
     emails = [unique_email("shared") for _ in range(SIGNUP_PER_ADDRESS + 1)]
     shared_redis.track(two_servers[0].limits.signup, targets=emails, addresses=[address])
     # Neither server alone sees the limit reached.
     for n, email in enumerate(emails[:-1]):
-        assert (await sign_up(clients[n % 2], email)).status_code == 201
+        assert (await sign_up(one_per_server[n % 2], email)).status_code == 201
 
-    assert_throttled(await sign_up(clients[len(emails) % 2], emails[-1]))
+    assert_throttled(await sign_up(one_per_server[len(emails) % 2], emails[-1]))
 
 
 async def test_redis_holds_no_email_addresses(
-    two_servers: list[Container], apps: Apps, shared_redis: SharedRedis
+    two_servers: list[Container], clients: AddressedClients, shared_redis: SharedRedis
 ) -> None:
     address = random_address()
     container = two_servers[0]
-    client = apps.client(create_app(container.settings, container=container), container, address)
+    client = clients.at(
+        create_app(container.settings, container=container), address, container=container
+    )
     email = unique_email("private")
     shared_redis.track(container.limits.signup, targets=[email], addresses=[address])
     shared_redis.track(container.limits.password_reset, targets=[email], addresses=[address])

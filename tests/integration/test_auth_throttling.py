@@ -21,6 +21,7 @@ from orderdesk.core.settings import Settings
 from orderdesk.core.throttle import RedisFailureCounter, SigninThrottle
 from tests.conftest import build_container, make_settings
 from tests.helpers import STRONG_PASSWORD, register, unique_email
+from tests.integration.support import AddressedClients
 from tests.services import REDIS_URL, unavailable
 
 TOKEN = "/api/v1/auth/token"
@@ -31,30 +32,6 @@ MAX_PER_ADDRESS = 5
 WINDOW_SECONDS = 600
 ATTACKER = "10.0.0.1"
 HOME = "10.0.0.2"
-
-
-class Clients:
-    """HTTP clients onto apps, each appearing to come from one address."""
-
-    def __init__(self) -> None:
-        self._open: list[httpx.AsyncClient] = []
-
-    def at(self, app: FastAPI, address: str) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(address, 1234))
-        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
-        self._open.append(client)
-        return client
-
-    async def aclose(self) -> None:
-        for client in self._open:
-            await client.aclose()
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    opened = Clients()
-    yield opened
-    await opened.aclose()
 
 
 @pytest.fixture
@@ -93,7 +70,7 @@ def assert_throttled(response: httpx.Response) -> None:
 
 
 async def test_failures_below_the_limit_do_not_block_the_right_password(
-    app: FastAPI, clients: Clients
+    app: FastAPI, clients: AddressedClients
 ) -> None:
     client = clients.at(app, HOME)
     user = await register(client)
@@ -103,7 +80,7 @@ async def test_failures_below_the_limit_do_not_block_the_right_password(
 
 
 async def test_after_the_account_limit_even_the_right_password_gets_a_429(
-    app: FastAPI, clients: Clients
+    app: FastAPI, clients: AddressedClients
 ) -> None:
     client = clients.at(app, ATTACKER)
     user = await register(client)
@@ -113,7 +90,7 @@ async def test_after_the_account_limit_even_the_right_password_gets_a_429(
 
 
 async def test_an_unknown_email_is_throttled_like_a_real_account(
-    app: FastAPI, clients: Clients
+    app: FastAPI, clients: AddressedClients
 ) -> None:
     # Otherwise the 401-versus-429 difference would tell which emails have accounts.
     client = clients.at(app, ATTACKER)
@@ -124,7 +101,7 @@ async def test_an_unknown_email_is_throttled_like_a_real_account(
 
 
 async def test_cookie_sign_in_is_throttled_by_the_same_counters(
-    app: FastAPI, clients: Clients
+    app: FastAPI, clients: AddressedClients
 ) -> None:
     client = clients.at(app, ATTACKER)
     user = await register(client)
@@ -138,7 +115,7 @@ async def test_cookie_sign_in_is_throttled_by_the_same_counters(
 
 
 async def test_a_successful_sign_in_resets_the_account_counter(
-    app: FastAPI, clients: Clients
+    app: FastAPI, clients: AddressedClients
 ) -> None:
     client = clients.at(app, HOME)
     user = await register(client)
@@ -150,7 +127,7 @@ async def test_a_successful_sign_in_resets_the_account_counter(
 
 
 async def test_another_address_can_still_sign_in_to_a_throttled_account(
-    app: FastAPI, clients: Clients
+    app: FastAPI, clients: AddressedClients
 ) -> None:
     attacker, owner = clients.at(app, ATTACKER), clients.at(app, HOME)
     user = await register(owner)
@@ -163,7 +140,7 @@ async def test_another_address_can_still_sign_in_to_a_throttled_account(
 
 
 async def test_the_address_limit_blocks_spraying_across_accounts(
-    app: FastAPI, clients: Clients
+    app: FastAPI, clients: AddressedClients
 ) -> None:
     attacker = clients.at(app, ATTACKER)
     user = await register(attacker)
@@ -174,7 +151,7 @@ async def test_the_address_limit_blocks_spraying_across_accounts(
 
 
 async def test_the_address_limit_leaves_other_addresses_alone(
-    app: FastAPI, clients: Clients
+    app: FastAPI, clients: AddressedClients
 ) -> None:
     attacker, owner = clients.at(app, ATTACKER), clients.at(app, HOME)
     user = await register(owner)
@@ -225,7 +202,7 @@ async def test_two_servers_sharing_redis_enforce_one_limit(
     limited_settings: Settings,
     database: Database,
     hasher: PasswordHasher,
-    clients: Clients,
+    clients: AddressedClients,
     redis_clients: list[Redis],
     redis_address: str,
 ) -> None:
@@ -250,7 +227,7 @@ async def test_redis_counters_keep_no_email_addresses(
     limited_settings: Settings,
     database: Database,
     hasher: PasswordHasher,
-    clients: Clients,
+    clients: AddressedClients,
     redis_clients: list[Redis],
     redis_address: str,
 ) -> None:
