@@ -24,15 +24,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.app import create_app
+from orderdesk.auth.passwords import PasswordHasher
+from orderdesk.auth.throttle import ActionLimits, MemoryFailureCounter, SigninThrottle
+from orderdesk.auth.tokens import TokenCodec
+from orderdesk.container import Container, outbound_http_client
 from orderdesk.core import migrations
 from orderdesk.core.clock import SystemClock
-from orderdesk.core.container import Container, outbound_http_client
 from orderdesk.core.database import Database, create_engine
-from orderdesk.core.security import PasswordHasher, TokenCodec
 from orderdesk.core.settings import Environment, Settings
-from orderdesk.core.throttle import ActionLimits, MemoryFailureCounter, SigninThrottle
-from orderdesk.jobs import service as job_service
 from orderdesk.notifications.mailer import LogMailer
+from orderdesk.outbox import service as outbox_service
 from tests.helpers import OneConnectionDatabase
 from tests.services import POSTGRES_ADMIN_URL, unavailable
 
@@ -167,7 +168,7 @@ def settings(migrated_url: str) -> Settings:
     return make_settings(migrated_url)
 
 
-def build_container(settings: Settings, database: Database, hasher: PasswordHasher) -> Container:
+def make_container(settings: Settings, database: Database, hasher: PasswordHasher) -> Container:
     counter = MemoryFailureCounter()
     return Container(
         settings=settings,
@@ -187,7 +188,7 @@ def build_container(settings: Settings, database: Database, hasher: PasswordHash
 async def container(
     settings: Settings, database: Database, hasher: PasswordHasher
 ) -> AsyncIterator[Container]:
-    container = build_container(settings, database, hasher)
+    container = make_container(settings, database, hasher)
     yield container
     await container.http.aclose()
 
@@ -199,9 +200,9 @@ async def drain_outbox(c: Container) -> int:
 
     async def run_all(event_ids: list[uuid.UUID]) -> None:
         for event_id in event_ids:
-            await job_service.run_event(c, event_id)
+            await outbox_service.run_event(c, event_id)
 
-    while claimed := await job_service.relay_once(c, run_all):
+    while claimed := await outbox_service.relay_once(c, run_all):
         total += claimed
     return total
 

@@ -9,9 +9,10 @@ from fastapi import FastAPI
 
 from orderdesk import __version__
 from orderdesk.auth.api import router as auth_router
+from orderdesk.bootstrap import build_container
 from orderdesk.catalog.api import router as catalog_router
+from orderdesk.container import Container
 from orderdesk.core.collector import freeze_startup_objects
-from orderdesk.core.container import Container
 from orderdesk.core.errors import (
     MalformedBody,
     PayloadTooLarge,
@@ -23,9 +24,9 @@ from orderdesk.core.methods import HeadAsGetMiddleware
 from orderdesk.core.openapi import install_docs, install_openapi, operation_id
 from orderdesk.core.settings import Settings, get_settings
 from orderdesk.health.api import router as health_router
-from orderdesk.jobs.api import router as jobs_router
-from orderdesk.jobs.background import Background
 from orderdesk.orders.api import router as orders_router
+from orderdesk.outbox.api import router as jobs_router
+from orderdesk.outbox.background import Background
 from orderdesk.users.api import router as users_router
 from orderdesk.webhooks.api import router as webhooks_router
 
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = container is None
-        app.state.container = container or Container.from_settings(settings)
+        app.state.container = container or build_container(settings)
         background = Background.for_api(app.state.container)
         background.start()
         freeze_startup_objects()

@@ -12,6 +12,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from orderdesk.bootstrap import build_container
 from orderdesk.core.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -47,10 +48,9 @@ def _settings() -> Settings:
 
 
 def _run_with_container(work: Callable[..., Awaitable[T]]) -> T:
-    from orderdesk.core.container import Container
 
     async def runner() -> T:
-        container = Container.from_settings(_settings())
+        container = build_container(_settings())
         try:
             return await work(container)
         finally:
@@ -103,8 +103,8 @@ def worker(
     pool: Annotated[str, typer.Option(help="Celery pool: prefork or solo.")] = "prefork",
 ) -> None:
     """Run a Celery worker for background events, plus the outbox relay."""
-    from orderdesk.jobs.relay_thread import RelayThread
-    from orderdesk.jobs.tasks import make_celery
+    from orderdesk.outbox.relay_thread import RelayThread
+    from orderdesk.outbox.worker import make_celery
 
     settings = _broker_settings()
     celery = make_celery(settings)
@@ -125,7 +125,7 @@ def beat(
     ),
 ) -> None:
     """Run Celery beat: the periodic jobs (expire unpaid orders, purges, analytics)."""
-    from orderdesk.jobs.tasks import make_celery
+    from orderdesk.outbox.worker import make_celery
 
     celery = make_celery(_broker_settings())
     celery.start(["beat", "--loglevel=INFO", f"--schedule={schedule}"])
@@ -173,26 +173,26 @@ def events_retry(
 
 
 async def _list_events(c: object, *, status: str | None, limit: int) -> Any:
-    from orderdesk.core.container import Container
-    from orderdesk.core.outbox import EventStatus
+    from orderdesk.container import Container
     from orderdesk.core.uow import unit_of_work
-    from orderdesk.jobs import service as job_service
+    from orderdesk.outbox import service as outbox_service
+    from orderdesk.outbox.models import EventStatus
 
     assert isinstance(c, Container)
     async with unit_of_work(c.database, clock=c.clock) as uow:
-        return await job_service.list_events(
+        return await outbox_service.list_events(
             uow, status=EventStatus(status) if status else None, limit=limit, cursor=None
         )
 
 
 async def _retry_event(c: object, event_id: Any) -> Any:
-    from orderdesk.core.container import Container
+    from orderdesk.container import Container
     from orderdesk.core.uow import unit_of_work
-    from orderdesk.jobs import service as job_service
+    from orderdesk.outbox import service as outbox_service
 
     assert isinstance(c, Container)
     async with unit_of_work(c.database, clock=c.clock) as uow:
-        return await job_service.retry_event(uow, event_id=event_id)
+        return await outbox_service.retry_event(uow, event_id=event_id)
 
 
 @migrate_app.command("upgrade")
@@ -311,7 +311,7 @@ async def _import(c: object, products: list[Any]) -> Any:
     from rich.progress import Progress
 
     from orderdesk.catalog import service as catalog_service
-    from orderdesk.core.container import Container
+    from orderdesk.container import Container
     from orderdesk.core.uow import unit_of_work
 
     assert isinstance(c, Container)
@@ -325,9 +325,9 @@ async def _import(c: object, products: list[Any]) -> Any:
 
 async def _create_admin(c: object, *, email: str, password: str, full_name: str) -> str:
     from orderdesk.auth import service as auth_service
-    from orderdesk.core.container import Container
+    from orderdesk.auth.permissions import Role
+    from orderdesk.container import Container
     from orderdesk.core.uow import unit_of_work
-    from orderdesk.users.models import Role
     from orderdesk.users.schemas import UserCreate
 
     assert isinstance(c, Container)
@@ -338,7 +338,7 @@ async def _create_admin(c: object, *, email: str, password: str, full_name: str)
 
 
 async def _seed_demo(c: object, *, password: str) -> bool:
-    from orderdesk.core.container import Container
+    from orderdesk.container import Container
     from orderdesk.core.uow import unit_of_work
     from orderdesk.users import repository as user_repository
 
@@ -354,7 +354,7 @@ async def _seed_demo(c: object, *, password: str) -> bool:
 async def _seed_catalog(c: object) -> None:
     from orderdesk.catalog import service as catalog_service
     from orderdesk.catalog.schemas import ProductCreate
-    from orderdesk.core.container import Container
+    from orderdesk.container import Container
     from orderdesk.core.money import Money
     from orderdesk.core.uow import unit_of_work
 

@@ -19,12 +19,13 @@ from sqlmodel import col, func, select
 
 from orderdesk.app import create_app
 from orderdesk.auth import service as auth_service
+from orderdesk.auth.permissions import Role
+from orderdesk.bootstrap import build_container
 from orderdesk.catalog.models import Product
-from orderdesk.core.container import Container
-from orderdesk.core.idempotency import IdempotencyRecord
+from orderdesk.container import Container
 from orderdesk.core.uow import unit_of_work
+from orderdesk.idempotency.models import IdempotencyRecord
 from orderdesk.orders.models import Order, OrderStatus
-from orderdesk.users.models import Role
 from orderdesk.users.schemas import UserCreate
 from tests.conftest import make_settings
 from tests.helpers import (
@@ -251,7 +252,7 @@ async def live_app(
         log_format="json",
         **settings,
     )
-    container = Container.from_settings(app_settings)
+    container = build_container(app_settings)
     app = create_app(app_settings, container=container)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     try:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from orderdesk.core.container import Container
+from orderdesk.container import Container
 from tests.integration.catalog_fixtures import Headers, customer, staff_headers
 from tests.integration.support import AddressedClients
 

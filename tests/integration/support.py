@@ -11,10 +11,11 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from orderdesk.auth import service as auth_service
+from orderdesk.auth.permissions import Role
+from orderdesk.container import Container
 from orderdesk.core.audit import AuditLog
-from orderdesk.core.container import Container
 from orderdesk.core.uow import unit_of_work
-from orderdesk.users.models import Role, User
+from orderdesk.users.models import User
 from orderdesk.users.schemas import UserCreate
 from tests.conftest import JobsRunningTransport
 from tests.helpers import STRONG_PASSWORD, bearer, sign_in, unique_email

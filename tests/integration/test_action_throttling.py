@@ -13,12 +13,12 @@ import httpx
 import pytest
 
 from orderdesk.app import create_app
-from orderdesk.core.container import Container
+from orderdesk.auth.passwords import PasswordHasher
+from orderdesk.auth.throttle import ActionLimits, MemoryFailureCounter
+from orderdesk.container import Container
 from orderdesk.core.database import Database
-from orderdesk.core.security import PasswordHasher
 from orderdesk.core.settings import Settings
-from orderdesk.core.throttle import ActionLimits, MemoryFailureCounter
-from tests.conftest import MailLog, build_container, make_settings
+from tests.conftest import MailLog, make_container, make_settings
 from tests.helpers import STRONG_PASSWORD, ManualMonotonic, bearer, sign_in, unique_email
 from tests.integration.support import AddressedClients
 
@@ -68,7 +68,7 @@ async def limited_container(
 ) -> AsyncIterator[Container]:
     limited_settings = limited(settings.database_url)
     container = dataclasses.replace(
-        build_container(limited_settings, database, hasher),
+        make_container(limited_settings, database, hasher),
         limits=ActionLimits.from_settings(limited_settings, MemoryFailureCounter(now=clock)),
     )
     yield container

@@ -13,12 +13,12 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from orderdesk.app import create_app
-from orderdesk.core.container import Container
+from orderdesk.auth.passwords import PasswordHasher
+from orderdesk.auth.throttle import ActionLimits, ActionThrottle, RedisFailureCounter
+from orderdesk.container import Container
 from orderdesk.core.database import Database
-from orderdesk.core.security import PasswordHasher
 from orderdesk.core.settings import Settings
-from orderdesk.core.throttle import ActionLimits, ActionThrottle, RedisFailureCounter
-from tests.conftest import MailLog, build_container
+from tests.conftest import MailLog, make_container
 from tests.helpers import unique_email
 from tests.integration.support import AddressedClients
 from tests.integration.test_action_throttling import (
@@ -76,7 +76,7 @@ def redis_container(
 ) -> Container:
     """A server process's container: its own Redis connection, as a process has."""
     return dataclasses.replace(
-        build_container(settings, database, hasher),
+        make_container(settings, database, hasher),
         limits=ActionLimits.from_settings(settings, RedisFailureCounter(redis)),
         redis=redis,
     )

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from orderdesk.auth.models import OneTimeToken
-from orderdesk.core.container import Container
-from orderdesk.core.security import hash_token
+from orderdesk.auth.tokens import hash_token
+from orderdesk.container import Container
 from tests.conftest import MailLog
 from tests.helpers import STRONG_PASSWORD, bearer, register, sign_in, unique_email
 

@@ -8,10 +8,10 @@ import secrets
 import httpx
 
 from orderdesk.app import create_app
+from orderdesk.auth.passwords import PasswordHasher
 from orderdesk.core.database import Database
-from orderdesk.core.security import PasswordHasher
 from orderdesk.core.settings import Settings
-from tests.conftest import build_container, make_settings
+from tests.conftest import make_container, make_settings
 from tests.helpers import STRONG_PASSWORD, bearer, register, sign_in
 
 SESSION = "/api/v1/auth/session"
@@ -56,7 +56,7 @@ async def session_cookies_from(
     settings: Settings, database: Database, hasher: PasswordHasher
 ) -> dict[str, Cookie]:
     """Sign in to an app built on `settings`; the session cookies it sets."""
-    app = create_app(settings, container=build_container(settings, database, hasher))
+    app = create_app(settings, container=make_container(settings, database, hasher))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         user = await register(client)

@@ -14,12 +14,12 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from orderdesk.app import create_app
-from orderdesk.core.container import Container
+from orderdesk.auth.passwords import PasswordHasher
+from orderdesk.auth.throttle import RedisFailureCounter, SigninThrottle
+from orderdesk.container import Container
 from orderdesk.core.database import Database
-from orderdesk.core.security import PasswordHasher
 from orderdesk.core.settings import Settings
-from orderdesk.core.throttle import RedisFailureCounter, SigninThrottle
-from tests.conftest import build_container, make_settings
+from tests.conftest import make_container, make_settings
 from tests.helpers import STRONG_PASSWORD, register, unique_email
 from tests.integration.support import AddressedClients
 from tests.services import REDIS_URL, unavailable
@@ -46,7 +46,7 @@ def limited_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def app(limited_settings: Settings, database: Database, hasher: PasswordHasher) -> FastAPI:
-    container = build_container(limited_settings, database, hasher)
+    container = make_container(limited_settings, database, hasher)
     return create_app(limited_settings, container=container)
 
 
@@ -191,7 +191,7 @@ def redis_app(
     settings: Settings, database: Database, hasher: PasswordHasher, redis: Redis
 ) -> FastAPI:
     container: Container = dataclasses.replace(
-        build_container(settings, database, hasher),
+        make_container(settings, database, hasher),
         throttle=SigninThrottle.from_settings(settings, RedisFailureCounter(redis)),
         redis=redis,
     )

@@ -21,14 +21,15 @@ from sqlmodel import col, select
 from orderdesk.app import create_app
 from orderdesk.auth import service as auth_service
 from orderdesk.auth.models import RefreshToken
-from orderdesk.core.container import Container
+from orderdesk.auth.passwords import PasswordHasher
+from orderdesk.auth.permissions import Role
+from orderdesk.auth.tokens import hash_token
+from orderdesk.container import Container
 from orderdesk.core.database import Database
-from orderdesk.core.security import PasswordHasher, hash_token
 from orderdesk.core.settings import Settings
 from orderdesk.core.uow import unit_of_work
-from orderdesk.users.models import Role
 from orderdesk.users.schemas import UserCreate
-from tests.conftest import DatabaseFactory, build_container, make_settings
+from tests.conftest import DatabaseFactory, make_container, make_settings
 from tests.helpers import (
     STRONG_PASSWORD,
     access_claims,
@@ -579,7 +580,7 @@ async def test_concurrent_refreshes_of_one_token_succeed_at_most_once(
 ) -> None:
     url = await database_factory.create_migrated(backend)
     settings = make_settings(url)
-    container = build_container(settings, Database.from_settings(settings), hasher)
+    container = make_container(settings, Database.from_settings(settings), hasher)
     app = create_app(settings, container=container)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     try:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from orderdesk.app import create_app
-from orderdesk.core.container import Container
+from orderdesk.container import Container
 from tests.helpers import STRONG_PASSWORD, unique_email
 from tests.integration.support import error_fields, problem, users_count
 

@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from orderdesk.app import create_app
-from orderdesk.core.container import Container
+from orderdesk.auth.permissions import Role
+from orderdesk.container import Container
 from orderdesk.core.pagination import encode_cursor
-from orderdesk.users.models import Role
 from tests.conftest import DatabaseFactory
 from tests.integration.catalog_fixtures import (
     API,

@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from orderdesk.app import create_app
+from orderdesk.auth.passwords import PasswordHasher
 from orderdesk.core.database import Database
-from orderdesk.core.security import PasswordHasher
 from orderdesk.core.settings import Settings
-from tests.conftest import build_container
+from tests.conftest import make_container
 from tests.helpers import access_claims, sign_claims, signed_up
 
 ME = "/api/v1/users/me"
@@ -58,7 +58,7 @@ async def development_client(
         database_url=settings.database_url,
         log_level="WARNING",
     )
-    container = build_container(development, database, hasher)
+    container = make_container(development, database, hasher)
     app = create_app(development, container=container)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

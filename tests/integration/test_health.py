@@ -12,10 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from orderdesk.app import create_app
-from orderdesk.core.container import Container
+from orderdesk.auth.passwords import PasswordHasher
+from orderdesk.bootstrap import build_container
+from orderdesk.container import Container
 from orderdesk.core.database import Database, create_engine
-from orderdesk.core.security import PasswordHasher
-from tests.conftest import DatabaseFactory, build_container, make_settings
+from tests.conftest import DatabaseFactory, make_container, make_settings
 from tests.integration.support import problem
 from tests.services import REDIS_URL, port_open, unavailable
 
@@ -29,7 +30,7 @@ async def real_container(
     """A container wired from settings alone, as `orderdesk serve` builds it, on a fresh
     database that nothing else is using."""
     url = await database_factory.create_migrated(backend)
-    container = Container.from_settings(make_settings(url))
+    container = build_container(make_settings(url))
     yield container
     await container.close()
 
@@ -95,7 +96,7 @@ async def unreachable_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = make_settings(unreachable_url)
     database = Database.from_settings(settings)
-    container: Container = build_container(settings, database, hasher)
+    container: Container = make_container(settings, database, hasher)
     app = create_app(settings, container=container)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     try:
@@ -149,7 +150,7 @@ def broker_url(request: pytest.FixtureRequest) -> str:
 
 
 async def _ready_with_broker(database_url: str, broker_url: str) -> httpx.Response:
-    container = Container.from_settings(make_settings(database_url, broker_url=broker_url))
+    container = build_container(make_settings(database_url, broker_url=broker_url))
     app = create_app(container.settings, container=container)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     try:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from orderdesk.core.container import Container
+from orderdesk.container import Container
 from tests.conftest import DatabaseFactory
 from tests.integration.catalog_fixtures import (
     API,

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from orderdesk.catalog.importing import MAX_JSON_DEPTH
-from orderdesk.core.container import Container
+from orderdesk.container import Container
 from orderdesk.core.money import MAX_AMOUNT
 from orderdesk.core.settings import Settings
 from tests.helpers import access_claims, register, sign_claims

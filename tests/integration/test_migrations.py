@@ -13,8 +13,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from orderdesk.bootstrap import metadata
 from orderdesk.core import migrations
-from orderdesk.core.models_registry import metadata
 from tests.conftest import DatabaseFactory, run_in_thread
 
 APPLICATION_TABLES = set(metadata.tables)

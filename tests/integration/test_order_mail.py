@@ -18,13 +18,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.app import create_app
-from orderdesk.core.container import Container
+from orderdesk.auth.permissions import Role
+from orderdesk.container import Container
 from orderdesk.core.database import create_engine
-from orderdesk.core.outbox import EventStatus, HandledEffect, OutboxEvent
-from orderdesk.jobs import service as job_service
 from orderdesk.notifications.mailer import SmtpConfig, SmtpMailer
 from orderdesk.orders.models import Order, OrderStatus
-from orderdesk.users.models import Role
+from orderdesk.outbox import service as outbox_service
+from orderdesk.outbox.models import EventStatus, HandledEffect, OutboxEvent
 from tests.conftest import (
     DatabaseFactory,
     JobsRunningTransport,
@@ -290,7 +290,7 @@ async def test_running_a_finished_order_event_again_sends_nothing(
     order = await place(client, shop, alice)
     event = await mail_event(container, order["id"], "email.order_placed")
 
-    completed = await job_service.run_event(container, event.id)
+    completed = await outbox_service.run_event(container, event.id)
 
     assert completed is False
     assert len(mails_to(mail_log, "order_placed", alice.email)) == 1

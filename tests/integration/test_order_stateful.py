@@ -34,17 +34,19 @@ from hypothesis.stateful import (
 from sqlmodel import col, func, select
 
 from orderdesk.auth import service as auth_service
+from orderdesk.auth.permissions import Role
+from orderdesk.bootstrap import build_container
 from orderdesk.catalog import service as catalog_service
 from orderdesk.catalog.models import Product
 from orderdesk.catalog.schemas import ProductCreate
-from orderdesk.core.container import Container
+from orderdesk.container import Container
 from orderdesk.core.money import Money
 from orderdesk.core.uow import unit_of_work
 from orderdesk.orders import service as order_service
 from orderdesk.orders.errors import IllegalTransition, InsufficientStock, OrderNotFound
 from orderdesk.orders.models import HOLDS_STOCK, Order, OrderLine, OrderStatus
 from orderdesk.orders.schemas import OrderCreate, OrderLineCreate
-from orderdesk.users.models import Role, User
+from orderdesk.users.models import User
 from orderdesk.users.schemas import UserCreate
 from tests.conftest import DatabaseFactory, make_settings
 from tests.helpers import STRONG_PASSWORD, unique_email
@@ -116,7 +118,7 @@ async def _account(container: Container, role: Role) -> User:
 
 
 async def _build_world(database_url: str, runner: LoopThread) -> World:
-    container = Container.from_settings(make_settings(database_url))
+    container = build_container(make_settings(database_url))
     customers = [await _account(container, Role.CUSTOMER) for _ in range(2)]
     staff = await _account(container, Role.STAFF)
     return World(runner=runner, container=container, customers=customers, staff=staff)

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from orderdesk.core.container import Container
+from orderdesk.container import Container
 from orderdesk.core.uow import unit_of_work
 from orderdesk.orders import service as order_service
 from orderdesk.orders.models import OrderStatus

@@ -19,12 +19,20 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from orderdesk.auth.permissions import Role
+from orderdesk.bootstrap import build_container
 from orderdesk.catalog import service as catalog_service
 from orderdesk.catalog.schemas import ProductCreate
-from orderdesk.core.container import Container
+from orderdesk.container import Container
 from orderdesk.core.money import Money
-from orderdesk.core.outbox import _BY_TOPIC as SUBSCRIPTIONS
-from orderdesk.core.outbox import (
+from orderdesk.core.uow import unit_of_work
+from orderdesk.orders import service as order_service
+from orderdesk.orders.models import Order
+from orderdesk.orders.schemas import OrderCreate
+from orderdesk.outbox import repository as outbox_repository
+from orderdesk.outbox import service as outbox_service
+from orderdesk.outbox.models import _BY_TOPIC as SUBSCRIPTIONS
+from orderdesk.outbox.models import (
     EventContext,
     EventStatus,
     OutboxEvent,
@@ -32,13 +40,7 @@ from orderdesk.core.outbox import (
     handler_named,
     handles,
 )
-from orderdesk.core.uow import unit_of_work
-from orderdesk.jobs import repository as event_repository
-from orderdesk.jobs import service as job_service
-from orderdesk.orders import service as order_service
-from orderdesk.orders.models import Order
-from orderdesk.orders.schemas import OrderCreate
-from orderdesk.users.models import Role, User
+from orderdesk.users.models import User
 from tests.conftest import DatabaseFactory, drain_outbox, make_settings
 from tests.e2e.conftest import run_cli, server_env
 from tests.integration.support import create_account, problem, signed_in_as
@@ -164,7 +166,7 @@ async def update_event(c: Container, event_id: UUID | str, **values: Any) -> Non
 
 async def claim(c: Container, *, now: datetime, limit: int = 100) -> list[UUID]:
     async with unit_of_work(c.database, clock=c.clock) as uow:
-        return await event_repository.claim_batch(uow.session, now=now, lease=LEASE, limit=limit)
+        return await outbox_repository.claim_batch(uow.session, now=now, lease=LEASE, limit=limit)
 
 
 async def dead_letter(c: Container, topic: str = FAILING_TOPIC, payload_token: str = "") -> UUID:
@@ -453,7 +455,7 @@ async def test_a_redelivery_of_a_finished_event_runs_nothing(container: Containe
     await drain_outbox(container)
     runs_before = [run for run in RUNS if run[1] == payload["token"]]
 
-    completed = await job_service.run_event(container, event_id)
+    completed = await outbox_service.run_event(container, event_id)
 
     assert completed is False
     assert [run for run in RUNS if run[1] == payload["token"]] == runs_before
@@ -567,7 +569,7 @@ async def test_running_a_handler_counts_the_attempt_and_renews_the_lease(
     await claim(c, now=clock.now())
     clock.advance(timedelta(seconds=45))  # it waited in a queue for most of its lease
 
-    completed = await job_service.run_event(c, event_id)
+    completed = await outbox_service.run_event(c, event_id)
 
     assert completed is True
     assert OBSERVED[payload["token"]] == (1, 1, clock.now() + timedelta(seconds=60))
@@ -805,7 +807,7 @@ def cli_env(cli_database_url: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def real_container(database_url: str) -> AsyncIterator[Container]:
-    container = Container.from_settings(make_settings(database_url))
+    container = build_container(make_settings(database_url))
     try:
         yield container
     finally:

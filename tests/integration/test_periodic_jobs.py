@@ -13,23 +13,24 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel, col, select
 
 from orderdesk.auth.models import OneTimeToken, RefreshToken, TokenPurpose
+from orderdesk.auth.permissions import Role
 from orderdesk.catalog import service as catalog_service
 from orderdesk.catalog.models import Product
 from orderdesk.catalog.schemas import ProductCreate
-from orderdesk.core.container import Container
-from orderdesk.core.idempotency import IdempotencyRecord
+from orderdesk.container import Container
 from orderdesk.core.money import Money
-from orderdesk.core.outbox import EventStatus, OutboxEvent
 from orderdesk.core.uow import unit_of_work
-from orderdesk.jobs.periodic import (
+from orderdesk.idempotency.models import IdempotencyRecord
+from orderdesk.orders import service as order_service
+from orderdesk.orders.models import Order, OrderStatus
+from orderdesk.orders.schemas import OrderCreate
+from orderdesk.outbox.models import EventStatus, OutboxEvent
+from orderdesk.outbox.scheduler import (
     DONE_EVENT_RETENTION,
     expire_unpaid_orders,
     purge_expired_records,
 )
-from orderdesk.orders import service as order_service
-from orderdesk.orders.models import Order, OrderStatus
-from orderdesk.orders.schemas import OrderCreate
-from orderdesk.users.models import Role, User
+from orderdesk.users.models import User
 from tests.integration.support import create_account
 
 MINUTE = timedelta(minutes=1)

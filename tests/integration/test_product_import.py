@@ -17,7 +17,7 @@ from sqlmodel import col, func, select
 
 from orderdesk.catalog.models import Product
 from orderdesk.catalog.service import IMPORT_BATCH_SIZE
-from orderdesk.core.container import Container
+from orderdesk.container import Container
 from orderdesk.core.database import Database
 from tests.conftest import TEST_SECRET, DatabaseFactory, make_settings
 from tests.integration.catalog_fixtures import (

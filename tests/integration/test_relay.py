@@ -19,12 +19,13 @@ import sqlalchemy as sa
 from celery import Celery
 from sqlmodel import col, select
 
-from orderdesk.core.container import Container
-from orderdesk.core.outbox import EventContext, EventStatus, OutboxEvent, emit, handles
+from orderdesk.bootstrap import build_container
+from orderdesk.container import Container
 from orderdesk.core.uow import unit_of_work
-from orderdesk.jobs import service as job_service
-from orderdesk.jobs.runner import InProcessRunner, relay_loop
-from orderdesk.jobs.tasks import RUN_EVENT, CeleryRunner
+from orderdesk.outbox import service as outbox_service
+from orderdesk.outbox.models import EventContext, EventStatus, OutboxEvent, emit, handles
+from orderdesk.outbox.runners import InProcessRunner, relay_loop
+from orderdesk.outbox.worker import RUN_EVENT, CeleryRunner
 from tests.conftest import DatabaseFactory, make_settings
 
 BLOCKING_TOPIC = "test.relay.blocking"
@@ -80,7 +81,7 @@ async def new_container(
     made: list[Container] = []
 
     async def make(**settings: Any) -> Container:
-        c = Container.from_settings(make_settings(relay_database_url, **settings))
+        c = build_container(make_settings(relay_database_url, **settings))
         made.append(c)
         async with unit_of_work(c.database) as uow:
             await uow.session.exec(sa.delete(OutboxEvent))
@@ -133,14 +134,14 @@ async def test_a_full_in_process_runner_takes_the_next_batch_as_soon_as_it_has_r
     GATES[gate] = asyncio.Event()
     await emit_many(c, BLOCKING_TOPIC, [{"gate": gate, "n": n} for n in range(8)])
     rounds = 0
-    relay = job_service.relay
+    relay = outbox_service.relay
 
-    async def counted_relay(*args: Any, **kwargs: Any) -> job_service.Relayed:
+    async def counted_relay(*args: Any, **kwargs: Any) -> outbox_service.Relayed:
         nonlocal rounds
         rounds += 1
         return await relay(*args, **kwargs)
 
-    monkeypatch.setattr(job_service, "relay", counted_relay)
+    monkeypatch.setattr(outbox_service, "relay", counted_relay)
     runner = InProcessRunner(c)
     loop = relay_loop(c, runner)
     loop.start()
@@ -181,14 +182,14 @@ async def test_an_idle_relay_polls_once_per_interval(
 ) -> None:
     c = await new_container(relay_interval_seconds=30)
     rounds = 0
-    relay = job_service.relay
+    relay = outbox_service.relay
 
-    async def counted_relay(*args: Any, **kwargs: Any) -> job_service.Relayed:
+    async def counted_relay(*args: Any, **kwargs: Any) -> outbox_service.Relayed:
         nonlocal rounds
         rounds += 1
         return await relay(*args, **kwargs)
 
-    monkeypatch.setattr(job_service, "relay", counted_relay)
+    monkeypatch.setattr(outbox_service, "relay", counted_relay)
     runner = InProcessRunner(c)
     loop = relay_loop(c, runner)
     loop.start()
@@ -259,7 +260,7 @@ async def test_relays_running_at_once_share_the_in_flight_bound(
         published.extend(ids)
 
     rounds = await asyncio.gather(
-        *(job_service.relay(c, dispatch, limit=5, max_in_flight=5) for _ in range(6))
+        *(outbox_service.relay(c, dispatch, limit=5, max_in_flight=5) for _ in range(6))
     )
 
     assert sum(r.leased for r in rounds) == 5
@@ -277,10 +278,10 @@ async def test_events_lost_with_their_worker_are_leased_again_without_an_attempt
     runner, broker = celery_runner(c)
     limit = runner.capacity()
 
-    first = await job_service.relay(c, runner.dispatch, limit=limit, max_in_flight=4)
-    held = await job_service.relay(c, runner.dispatch, limit=limit, max_in_flight=4)
+    first = await outbox_service.relay(c, runner.dispatch, limit=limit, max_in_flight=4)
+    held = await outbox_service.relay(c, runner.dispatch, limit=limit, max_in_flight=4)
     clock.current += timedelta(seconds=61)  # the worker died with all four
-    again = await job_service.relay(c, runner.dispatch, limit=limit, max_in_flight=4)
+    again = await outbox_service.relay(c, runner.dispatch, limit=limit, max_in_flight=4)
 
     assert (first.leased, held.room, again.leased) == (4, 0, 4)
     assert len(broker.published) == 8

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from orderdesk.core.container import Container
-from orderdesk.users.models import Role
+from orderdesk.auth.permissions import Role
+from orderdesk.container import Container
 from tests.helpers import STRONG_PASSWORD, bearer, register, signed_up, unique_email
 from tests.integration.support import (
     audit_rows,

@@ -17,19 +17,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.app import create_app
 from orderdesk.auth import service as auth_service
-from orderdesk.core.container import Container
+from orderdesk.auth.permissions import Role
+from orderdesk.container import Container
 from orderdesk.core.database import create_engine
-from orderdesk.core.outbox import EventStatus, OutboxEvent
 from orderdesk.core.settings import Settings
 from orderdesk.core.uow import unit_of_work
-from orderdesk.users.models import Role
+from orderdesk.outbox.models import EventStatus, OutboxEvent
 from orderdesk.users.schemas import UserCreate
 from orderdesk.webhooks.signing import verify
 from tests.conftest import (
     DatabaseFactory,
     JobsRunningTransport,
-    build_container,
     drain_outbox,
+    make_container,
     make_settings,
 )
 from tests.helpers import STRONG_PASSWORD, bearer, sign_in, signed_up, unique_email
@@ -88,7 +88,7 @@ def webhook_settings(migrated_url: str) -> Settings:
 async def hooks_client(
     webhook_settings: Settings, database: Any, hasher: Any
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Container]]:
-    container = build_container(webhook_settings, database, hasher)
+    container = make_container(webhook_settings, database, hasher)
     app = create_app(webhook_settings, container=container)
     transport = JobsRunningTransport(container=container, app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -280,7 +280,7 @@ async def test_a_delivery_is_sent_even_when_the_read_replica_lags(
         read_engine=replica,
         read_sessions=async_sessionmaker(replica, class_=AsyncSession, expire_on_commit=False),
     )
-    c = build_container(webhook_settings, lagging, hasher)
+    c = make_container(webhook_settings, lagging, hasher)
     app = create_app(webhook_settings, container=c)
     transport = JobsRunningTransport(container=c, app=app)
     try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from orderdesk.auth.throttle import ActionLimits, ActionThrottle, MemoryFailureCounter
 from orderdesk.core.errors import TooManyRequests
 from orderdesk.core.settings import Settings
-from orderdesk.core.throttle import ActionLimits, ActionThrottle, MemoryFailureCounter
 from tests.conftest import TEST_SECRET, make_settings
 from tests.helpers import ManualMonotonic
 

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from orderdesk.jobs.service import backoff
+from orderdesk.outbox.service import backoff
 
 SAMPLES = 2000
 BASE = 2.0

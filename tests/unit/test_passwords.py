@@ -6,7 +6,7 @@ import argon2
 import pytest
 from pydantic import ValidationError
 
-from orderdesk.core.security import PasswordHasher, password_weakness
+from orderdesk.auth.passwords import PasswordHasher, password_weakness
 from tests.conftest import make_settings
 
 PASSWORD = "violet-harbour-engine-47"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from orderdesk.auth.tokens import InvalidToken, TokenCodec
 from orderdesk.core import secret_key
-from orderdesk.core.security import InvalidToken, TokenCodec
 from orderdesk.core.settings import Settings
 from tests.helpers import access_claims, sign_claims
 

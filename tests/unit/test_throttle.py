@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
+from orderdesk.auth.throttle import MemoryFailureCounter, SigninThrottle
 from orderdesk.core.errors import TooManyRequests
-from orderdesk.core.throttle import MemoryFailureCounter, SigninThrottle
 
 ACCOUNT = "victim@example.com"
 HOME = "192.0.2.10"
@@ -150,7 +150,7 @@ async def test_a_new_window_counts_from_zero() -> None:
 async def test_the_memory_counter_forgets_its_oldest_windows_past_its_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from orderdesk.core import throttle
+    from orderdesk.auth import throttle
 
     monkeypatch.setattr(throttle, "MEMORY_COUNTER_MAX_WINDOWS", 100)
     counter = MemoryFailureCounter()

@@ -10,7 +10,7 @@ from uuid import uuid4
 
 import pytest
 
-from orderdesk.core.security import InvalidToken, TokenCodec
+from orderdesk.auth.tokens import InvalidToken, TokenCodec
 from orderdesk.core.settings import Settings
 from tests.conftest import TEST_SECRET, make_settings
 from tests.unit.test_tokens import hand_signed, valid_claims

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from orderdesk.core import security
-from orderdesk.core.security import InvalidToken, TokenCodec
+from orderdesk.auth import tokens as security
+from orderdesk.auth.tokens import InvalidToken, TokenCodec
 from orderdesk.core.settings import Settings
 from tests.conftest import TEST_SECRET, make_settings
 from tests.helpers import access_claims

@@ -30,8 +30,8 @@ from orderdesk.auth.schemas import (
     SessionPublic,
     TokenPair,
 )
-from orderdesk.core.container import Container
-from orderdesk.core.deps import ClientAddress, ContainerDep, UnitOfWorkDep
+from orderdesk.container import Container, ContainerDep
+from orderdesk.core.deps import ClientAddress, UnitOfWorkDep
 from orderdesk.core.errors import TooManyRequests
 from orderdesk.core.openapi import links, problems
 from orderdesk.users.schemas import UserCreate, UserPublic

@@ -15,11 +15,13 @@ from fastapi.security import OAuth2PasswordBearer
 
 from orderdesk.auth import service as auth_service
 from orderdesk.auth.errors import CsrfFailed, InvalidAccessToken
-from orderdesk.core.deps import ContainerDep, UnitOfWorkDep, bind_actor
+from orderdesk.auth.permissions import Permission, Principal
+from orderdesk.container import ContainerDep
+from orderdesk.core.deps import UnitOfWorkDep, bind_actor
 from orderdesk.core.errors import Forbidden
 from orderdesk.core.openapi import problems
 from orderdesk.users import repository as user_repository
-from orderdesk.users.models import Permission, Principal, User
+from orderdesk.users.models import User
 
 ACCESS_COOKIE = "orderdesk_access"
 REFRESH_COOKIE = "orderdesk_refresh"

@@ -15,8 +15,8 @@ from typing import Annotated, Literal
 from fastapi import Form
 from pydantic import BaseModel, Field
 
+from orderdesk.auth.passwords import MAX_PASSWORD_LENGTH
 from orderdesk.auth.schemas import MAX_OPAQUE_TOKEN_LENGTH
-from orderdesk.core.security import MAX_PASSWORD_LENGTH
 from orderdesk.core.text import SingleLineText
 from orderdesk.users.schemas import MAX_EMAIL_LENGTH
 

@@ -21,14 +21,17 @@ from orderdesk.auth.errors import (
     WeakPassword,
 )
 from orderdesk.auth.models import OneTimeToken, RefreshToken, TokenPurpose
+from orderdesk.auth.passwords import password_weakness
+from orderdesk.auth.permissions import Principal, Role
 from orderdesk.auth.schemas import IssuedTokens
-from orderdesk.core import audit, outbox
-from orderdesk.core.container import Container
+from orderdesk.auth.tokens import InvalidToken, hash_token, new_opaque_token
+from orderdesk.container import Container
+from orderdesk.core import audit
 from orderdesk.core.ids import new_id
-from orderdesk.core.security import InvalidToken, hash_token, new_opaque_token, password_weakness
 from orderdesk.core.uow import UnitOfWork
+from orderdesk.outbox import models as outbox
 from orderdesk.users import repository as user_repository
-from orderdesk.users.models import Principal, Role, User
+from orderdesk.users.models import User
 from orderdesk.users.schemas import UserCreate
 
 

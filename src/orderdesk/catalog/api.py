@@ -7,6 +7,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from orderdesk.auth.dependencies import OptionalUser, require
+from orderdesk.auth.permissions import Permission, Principal
 from orderdesk.catalog import service as catalog_service
 from orderdesk.catalog.errors import ImportEmpty, ImportRejected, ProductNotFound, SkuTaken
 from orderdesk.catalog.importing import ImportFormat, parse_upload
@@ -32,7 +33,6 @@ from orderdesk.core.openapi import links, problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, InvalidCursor, Page
 from orderdesk.core.text import SingleLineText
 from orderdesk.core.versioning import IfMatch, etag, optional_if_match, required_if_match
-from orderdesk.users.models import Permission, Principal
 
 router = APIRouter(prefix="/products", tags=["catalog"])
 CatalogManager = Annotated[Principal, Depends(require(Permission.CATALOG_MANAGE))]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Protocol
 from uuid import UUID
 
 from fastapi import Depends, Query, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orderdesk.core.container import Container
+from orderdesk.core.clock import Clock
+from orderdesk.core.database import Database
 from orderdesk.core.errors import ConcurrentUpdate, ServiceUnavailable
 from orderdesk.core.openapi import problems
 from orderdesk.core.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT
@@ -17,19 +18,30 @@ from orderdesk.core.text import SingleLineText
 from orderdesk.core.uow import UnitOfWork, unit_of_work
 
 
+class Adapters(Protocol):
+    """What these dependencies need of the process's container (built above `core`,
+    by `orderdesk.bootstrap`, and kept on `app.state.container`)."""
+
+    @property
+    def database(self) -> Database: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+
 # Dependencies are `async def` even when they do not await: FastAPI runs plain
 # functions in a worker thread, a hop per request for nothing.
 @problems(ServiceUnavailable)  # whatever reaches the services may find one down
-async def get_container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
+async def get_adapters(request: Request) -> Adapters:
+    adapters: Adapters = request.app.state.container
+    return adapters
 
 
-ContainerDep = Annotated[Container, Depends(get_container)]
+AdaptersDep = Annotated[Adapters, Depends(get_adapters)]
 
 
 @problems(ConcurrentUpdate)  # a version-guarded write that lost a race, at flush
-async def get_unit_of_work(request: Request, c: ContainerDep) -> AsyncIterator[UnitOfWork]:
+async def get_unit_of_work(request: Request, c: AdaptersDep) -> AsyncIterator[UnitOfWork]:
     async with unit_of_work(c.database, clock=c.clock, request_id=request.state.request_id) as uow:
         uow.actor_id = getattr(request.state, "user_id", None)
         request.state.unit_of_work = uow
@@ -50,7 +62,7 @@ def bind_actor(request: Request, user_id: UUID) -> None:
 UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work, scope="function")]
 
 
-async def get_read_session(uow: UnitOfWorkDep, c: ContainerDep) -> AsyncIterator[AsyncSession]:
+async def get_read_session(uow: UnitOfWorkDep, c: AdaptersDep) -> AsyncIterator[AsyncSession]:
     """Reads that can tolerate replica lag: a replica session when one is configured;
     otherwise the unit of work's own session, so a request never holds two
     connections from one pool (enough concurrent requests doing that would each

@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from kombu.connection import Connection
 from pydantic import BaseModel, Field
 
-from orderdesk.core.deps import ContainerDep
+from orderdesk.container import ContainerDep
 from orderdesk.core.errors import ServiceUnavailable
 
 router = APIRouter(prefix="/health", tags=["health"])

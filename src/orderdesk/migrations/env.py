@@ -10,9 +10,9 @@ from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel.sql.sqltypes import AutoString
 
+from orderdesk.bootstrap import metadata
 from orderdesk.core.migrations import include_object
 from orderdesk.core.models import UTCDateTime
-from orderdesk.core.models_registry import metadata
 
 config = context.config
 

@@ -8,11 +8,13 @@ from fastapi import APIRouter, Depends, Request, status
 from starlette.responses import Response
 
 from orderdesk.auth.dependencies import CurrentUser, require
-from orderdesk.core import idempotency
-from orderdesk.core.deps import ContainerDep, Cursor, Limit, UnitOfWorkDep
+from orderdesk.auth.permissions import Permission, Principal
+from orderdesk.container import ContainerDep
+from orderdesk.core.deps import Cursor, Limit, UnitOfWorkDep
 from orderdesk.core.openapi import links, problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, InvalidCursor, Page
 from orderdesk.core.schemas import Timestamp
+from orderdesk.idempotency import models as idempotency
 from orderdesk.orders import service as order_service
 from orderdesk.orders.errors import (
     DuplicateProduct,
@@ -25,7 +27,6 @@ from orderdesk.orders.errors import (
 )
 from orderdesk.orders.models import OrderStatus
 from orderdesk.orders.schemas import OrderCreate, OrderFilter, OrderPublic
-from orderdesk.users.models import Permission, Principal
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 OrderManager = Annotated[Principal, Depends(require(Permission.ORDERS_MANAGE))]

@@ -11,8 +11,9 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orderdesk.auth.permissions import Permission, Principal
 from orderdesk.catalog import repository as product_repository
-from orderdesk.core import audit, outbox
+from orderdesk.core import audit
 from orderdesk.core.errors import DomainError
 from orderdesk.core.ids import new_id
 from orderdesk.core.money import MAX_AMOUNT
@@ -30,7 +31,7 @@ from orderdesk.orders.errors import (
 )
 from orderdesk.orders.models import Order, OrderLine, OrderStatus, can_transition
 from orderdesk.orders.schemas import OrderCreate, OrderFilter, OrderPublic
-from orderdesk.users.models import Permission, Principal
+from orderdesk.outbox import models as outbox
 
 EXPIRY_BATCH_SIZE = 500
 

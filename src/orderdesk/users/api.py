@@ -6,7 +6,9 @@ from fastapi import APIRouter, Response, status
 
 from orderdesk.auth.dependencies import AdminUser, CurrentAccount, StaffUser
 from orderdesk.auth.errors import WeakPassword
-from orderdesk.core.deps import ContainerDep, Cursor, Limit, ReadSessionDep, UnitOfWorkDep
+from orderdesk.auth.permissions import Role
+from orderdesk.container import ContainerDep
+from orderdesk.core.deps import Cursor, Limit, ReadSessionDep, UnitOfWorkDep
 from orderdesk.core.openapi import problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, InvalidCursor, Page
 from orderdesk.users import service as user_service
@@ -16,7 +18,6 @@ from orderdesk.users.errors import (
     UserNotFound,
     WrongCurrentPassword,
 )
-from orderdesk.users.models import Role
 from orderdesk.users.schemas import UserAdminUpdate, UserPublic, UserSelfUpdate
 
 router = APIRouter(prefix="/users", tags=["users"])

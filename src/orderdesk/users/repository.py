@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orderdesk.users.models import Principal, Role, User
+from orderdesk.auth.permissions import Principal, Role
+from orderdesk.users.models import User
 
 _users = User.__table__  # type: ignore[attr-defined]
 # What every authenticated request reads: three columns of one row, no password hash.

@@ -8,10 +8,11 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, valida
 from pydantic import AfterValidator, BaseModel, Field
 from pydantic_core import PydanticCustomError
 
+from orderdesk.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from orderdesk.auth.permissions import Role
 from orderdesk.core.schemas import JsonBool, StrictModel
-from orderdesk.core.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from orderdesk.core.text import NOT_BLANK, SINGLE_LINE
-from orderdesk.users.models import Role, User
+from orderdesk.users.models import User
 
 
 def normalize_email(value: str) -> str:

@@ -8,8 +8,9 @@ from uuid import UUID
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.auth import service as auth_service
+from orderdesk.auth.permissions import Principal, Role
+from orderdesk.container import Container
 from orderdesk.core import audit
-from orderdesk.core.container import Container
 from orderdesk.core.pagination import Page, decode_id_cursor, page_by_id
 from orderdesk.core.uow import UnitOfWork
 from orderdesk.users import repository as user_repository
@@ -19,7 +20,7 @@ from orderdesk.users.errors import (
     UserNotFound,
     WrongCurrentPassword,
 )
-from orderdesk.users.models import Principal, Role, User
+from orderdesk.users.models import User
 from orderdesk.users.schemas import UserAdminUpdate, UserPublic, UserSelfUpdate
 
 

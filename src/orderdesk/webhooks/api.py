@@ -6,10 +6,11 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Response, status
 
 from orderdesk.auth.dependencies import require
-from orderdesk.core.deps import ContainerDep, Cursor, Limit, UnitOfWorkDep
+from orderdesk.auth.permissions import Permission, Principal
+from orderdesk.container import ContainerDep
+from orderdesk.core.deps import Cursor, Limit, UnitOfWorkDep
 from orderdesk.core.openapi import links, problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, InvalidCursor, Page
-from orderdesk.users.models import Permission, Principal
 from orderdesk.webhooks import service as webhook_service
 from orderdesk.webhooks.schemas import (
     DeliveryPublic,

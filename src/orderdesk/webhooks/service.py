@@ -7,8 +7,8 @@ from uuid import UUID
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orderdesk.container import Container
 from orderdesk.core import audit
-from orderdesk.core.container import Container
 from orderdesk.core.errors import NotFound
 from orderdesk.core.pagination import Page, decode_id_cursor, page_by_id
 from orderdesk.core.uow import UnitOfWork

@@ -19,12 +19,12 @@ import httpx
 import sqlalchemy as sa
 from sqlmodel import col
 
-from orderdesk.core import outbox
-from orderdesk.core.container import Container
+from orderdesk.container import Container
 from orderdesk.core.errors import InvalidInput
-from orderdesk.core.outbox import EventContext, handles
 from orderdesk.core.uow import unit_of_work
 from orderdesk.orders import service as order_service
+from orderdesk.outbox import models as outbox
+from orderdesk.outbox.models import EventContext, handles
 from orderdesk.webhooks import repository as webhook_repository
 from orderdesk.webhooks.models import (
     WEBHOOK_TOPICS,

@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from orderdesk.auth.models import OneTimeToken, RefreshToken
-from orderdesk.core.container import Container
-from orderdesk.core.idempotency import purge_expired as purge_idempotency_keys
+from orderdesk.container import Container
 from orderdesk.core.uow import unit_of_work
-from orderdesk.jobs import repository as event_repository
+from orderdesk.idempotency.models import purge_expired as purge_idempotency_keys
 from orderdesk.orders import service as order_service
+from orderdesk.outbox import repository as outbox_repository
 
 DONE_EVENT_RETENTION = timedelta(days=7)
 
@@ -39,7 +39,7 @@ async def purge_expired_records(c: Container) -> int:
             result = await uow.session.exec(sa.delete(model).where(col(model.expires_at) < now))
             purged += int(result.rowcount)
         purged += await purge_idempotency_keys(uow)
-        purged += await event_repository.purge_done(uow.session, before=now - DONE_EVENT_RETENTION)
+        purged += await outbox_repository.purge_done(uow.session, before=now - DONE_EVENT_RETENTION)
         return purged
 
 

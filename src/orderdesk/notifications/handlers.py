@@ -13,14 +13,14 @@ from uuid import UUID
 
 from orderdesk.auth import service as auth_service
 from orderdesk.auth.models import TokenPurpose
-from orderdesk.core import outbox
-from orderdesk.core.container import Container
-from orderdesk.core.outbox import EventContext, handles
+from orderdesk.container import Container
 from orderdesk.core.uow import unit_of_work
-from orderdesk.jobs import repository as event_repository
 from orderdesk.notifications.mailer import EmailMessage
 from orderdesk.notifications.templates import money, render
 from orderdesk.orders import repository as order_repository
+from orderdesk.outbox import models as outbox
+from orderdesk.outbox import repository as outbox_repository
+from orderdesk.outbox.models import EventContext, handles
 from orderdesk.users import repository as user_repository
 
 ORDER_MAILS = {
@@ -35,14 +35,14 @@ async def _send_once(c: Container, *, key: str, message: EmailMessage, ctx: Even
     await c.mailer.send(message)
     async with unit_of_work(c.database, clock=c.clock) as uow:
         now = uow.now()
-        await event_repository.record_effect(uow.session, key, event_id=ctx.event_id, now=now)
+        await outbox_repository.record_effect(uow.session, key, event_id=ctx.event_id, now=now)
         await outbox.finish(uow, ctx, now=now)
 
 
 async def _already_sent(c: Container, key: str) -> bool:
     # The primary, never a replica: a lagging replica would miss a recorded send.
     async with c.database.current_state() as connection:
-        return await event_repository.effect_done(connection, key)
+        return await outbox_repository.effect_done(connection, key)
 
 
 def _message_id(key: str) -> str:
@@ -56,7 +56,7 @@ async def send_order_mail(c: Container, payload: dict[str, Any], ctx: EventConte
     # One connection to the primary (a replica may not have the order yet): the
     # effect check, the order with its lines, and its customer's address.
     async with c.database.current_state() as connection:
-        if await event_repository.effect_done(connection, key):
+        if await outbox_repository.effect_done(connection, key):
             return
         rows = await order_repository.order_with_lines(connection, order_id)
         if not rows:

@@ -27,7 +27,7 @@ from orderdesk.core.models import Entity, UTCDateTime
 if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
 
-    from orderdesk.core.container import Container
+    from orderdesk.container import Container
     from orderdesk.core.uow import UnitOfWork
 
 
@@ -93,7 +93,7 @@ _BY_TOPIC: dict[str, list[HandlerSpec]] = defaultdict(list)
 _BY_NAME: dict[str, HandlerSpec] = {}
 # Modules whose import subscribes handlers. Loaded before the first emit or lookup,
 # so no process can write an event without knowing all of its consumers.
-HANDLER_MODULES = ("orderdesk.notifications.tasks", "orderdesk.webhooks.tasks")
+HANDLER_MODULES = ("orderdesk.notifications.handlers", "orderdesk.webhooks.handlers")
 _loaded = False
 
 

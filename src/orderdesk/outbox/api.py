@@ -6,14 +6,14 @@ from uuid import UUID
 from fastapi import APIRouter, Depends
 
 from orderdesk.auth.dependencies import require
+from orderdesk.auth.permissions import Permission, Principal
 from orderdesk.core.deps import Cursor, Limit, UnitOfWorkDep
 from orderdesk.core.openapi import problems
-from orderdesk.core.outbox import EventStatus
 from orderdesk.core.pagination import DEFAULT_LIMIT, InvalidCursor, Page
-from orderdesk.jobs import service as job_service
-from orderdesk.jobs.schemas import EventPublic
-from orderdesk.jobs.service import EventNotFailed, EventNotFound
-from orderdesk.users.models import Permission, Principal
+from orderdesk.outbox import service as outbox_service
+from orderdesk.outbox.models import EventStatus
+from orderdesk.outbox.schemas import EventPublic
+from orderdesk.outbox.service import EventNotFailed, EventNotFound
 
 router = APIRouter(prefix="/admin/events", tags=["admin"])
 Admin = Annotated[Principal, Depends(require(Permission.EVENTS_MANAGE))]
@@ -29,11 +29,11 @@ async def list_events(
     cursor: Cursor = None,
 ) -> Page[EventPublic]:
     """Outbox events; `status=failed` lists the dead letters."""
-    return await job_service.list_events(uow, status=status, limit=limit, cursor=cursor)
+    return await outbox_service.list_events(uow, status=status, limit=limit, cursor=cursor)
 
 
 @router.post("/{event_id}/retry")
 @problems(EventNotFound, EventNotFailed)
 async def retry_event(event_id: UUID, _: Admin, uow: UnitOfWorkDep) -> EventPublic:
     """Give a dead-lettered event a fresh set of attempts."""
-    return await job_service.retry_event(uow, event_id=event_id)
+    return await outbox_service.retry_event(uow, event_id=event_id)

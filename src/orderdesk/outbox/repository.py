@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orderdesk.core.outbox import EventStatus, HandledEffect, OutboxEvent
+from orderdesk.outbox.models import EventStatus, HandledEffect, OutboxEvent
 
 
 async def claim_batch(

@@ -9,10 +9,10 @@ import threading
 
 from celery import Celery
 
-from orderdesk.core.container import Container
+from orderdesk.bootstrap import build_container
 from orderdesk.core.settings import Settings
-from orderdesk.jobs.runner import relay_loop
-from orderdesk.jobs.tasks import CeleryRunner
+from orderdesk.outbox.runners import relay_loop
+from orderdesk.outbox.worker import CeleryRunner
 
 
 class RelayThread(threading.Thread):
@@ -29,7 +29,7 @@ class RelayThread(threading.Thread):
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
-        container = Container.from_settings(self._settings)
+        container = build_container(self._settings)
         relay = relay_loop(container, CeleryRunner(self._celery, self._settings))
         relay.start()
         try:

@@ -15,8 +15,8 @@ from uuid import UUID
 
 import structlog
 
-from orderdesk.core.container import Container
-from orderdesk.jobs import service as job_service
+from orderdesk.container import Container
+from orderdesk.outbox import service as outbox_service
 
 log = structlog.get_logger("orderdesk.jobs")
 
@@ -80,7 +80,7 @@ class InProcessRunner:
 
     async def _run(self, event_id: UUID) -> bool:
         async with self._slots:
-            return await job_service.run_event(self._c, event_id)
+            return await outbox_service.run_event(self._c, event_id)
 
     async def drain(self) -> None:
         if self._tasks:
@@ -159,7 +159,7 @@ def relay_loop(c: Container, runner: Runner) -> Loop:
         limit = min(runner.capacity(), batch_size)
         if limit == 0:
             return Pace.FULL
-        relayed = await job_service.relay(
+        relayed = await outbox_service.relay(
             c, runner.dispatch, limit=limit, max_in_flight=runner.max_in_flight()
         )
         if relayed.room == 0:

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from orderdesk.core.outbox import EventStatus, OutboxEvent
+from orderdesk.outbox.models import EventStatus, OutboxEvent
 
 
 class EventPublic(BaseModel):

@@ -11,13 +11,13 @@ from uuid import UUID
 
 import structlog
 
-from orderdesk.core.container import Container
+from orderdesk.container import Container
 from orderdesk.core.errors import Conflict, NotFound
-from orderdesk.core.outbox import EventContext, EventStatus, handler_named, mark_done
 from orderdesk.core.pagination import Page, decode_id_cursor, page_by_id
 from orderdesk.core.uow import UnitOfWork, unit_of_work
-from orderdesk.jobs import repository as event_repository
-from orderdesk.jobs.schemas import EventPublic
+from orderdesk.outbox import repository as outbox_repository
+from orderdesk.outbox.models import EventContext, EventStatus, handler_named, mark_done
+from orderdesk.outbox.schemas import EventPublic
 
 log = structlog.get_logger("orderdesk.jobs")
 Dispatch = Callable[[list[UUID]], Awaitable[None]]
@@ -58,11 +58,11 @@ async def relay(
         now = uow.now()
         room = limit
         if max_in_flight is not None:
-            await event_repository.serialize_bounded_relays(uow.session)
-            in_flight = await event_repository.count_in_flight(uow.session, now=now)
+            await outbox_repository.serialize_bounded_relays(uow.session)
+            in_flight = await outbox_repository.count_in_flight(uow.session, now=now)
             room = max(0, min(limit, max_in_flight - in_flight))
         ids = (
-            await event_repository.claim_batch(
+            await outbox_repository.claim_batch(
                 uow.session,
                 now=now,
                 lease=timedelta(seconds=c.settings.job_lease_seconds),
@@ -95,7 +95,7 @@ async def run_event(c: Container, event_id: UUID) -> bool:
     second run a no-op."""
     try:
         async with unit_of_work(c.database, clock=c.clock) as uow:
-            started = await event_repository.start(
+            started = await outbox_repository.start(
                 uow.session,
                 event_id,
                 now=uow.now(),
@@ -131,7 +131,7 @@ async def run_event(c: Container, event_id: UUID) -> bool:
 
 async def _record_failure(c: Container, event_id: UUID, *, error: str) -> None:
     async with unit_of_work(c.database, clock=c.clock) as uow:
-        event = await event_repository.get(uow.session, event_id)
+        event = await outbox_repository.get(uow.session, event_id)
         if event is None or event.status != EventStatus.RUNNING:
             return
         event.last_error = error[:2000]
@@ -160,7 +160,7 @@ def backoff(attempt: int, *, base: float, cap: float) -> timedelta:
 async def list_events(
     uow: UnitOfWork, *, status: EventStatus | None, limit: int, cursor: str | None
 ) -> Page[EventPublic]:
-    rows = await event_repository.list_page(
+    rows = await outbox_repository.list_page(
         uow.session, status=status, limit=limit, after=decode_id_cursor(cursor, kind="events")
     )
     return page_by_id(rows, limit=limit, item=EventPublic.from_event, kind="events")
@@ -168,7 +168,7 @@ async def list_events(
 
 async def retry_event(uow: UnitOfWork, *, event_id: UUID) -> EventPublic:
     """Give a dead-lettered event a fresh set of attempts."""
-    event = await event_repository.get(uow.session, event_id)
+    event = await outbox_repository.get(uow.session, event_id)
     if event is None:
         raise EventNotFound()
     if event.status != EventStatus.FAILED:

@@ -21,11 +21,12 @@ from uuid import UUID
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 
-from orderdesk.core.container import Container
+from orderdesk.bootstrap import build_container
+from orderdesk.container import Container
 from orderdesk.core.logging import flush_logging
 from orderdesk.core.settings import Settings, get_settings
-from orderdesk.jobs import service as job_service
-from orderdesk.jobs.periodic import PERIODIC_JOBS
+from orderdesk.outbox import service as outbox_service
+from orderdesk.outbox.scheduler import PERIODIC_JOBS
 
 RUN_EVENT = "orderdesk.run_event"
 RUN_PERIODIC = "orderdesk.run_periodic"
@@ -81,7 +82,7 @@ def _start_worker_process(**_: Any) -> None:
     configure_logging(log_format=settings.log_format, level=settings.log_level)
     _WorkerState.loop = asyncio.new_event_loop()
     asyncio.set_event_loop(_WorkerState.loop)
-    _WorkerState.container = Container.from_settings(settings)
+    _WorkerState.container = build_container(settings)
 
 
 def _stop_worker_process(**_: Any) -> None:
@@ -98,7 +99,7 @@ worker_process_shutdown.connect(_stop_worker_process, weak=False)
 
 
 def _run_event_task(event_id: str) -> bool:
-    return bool(_WorkerState.run(lambda c: job_service.run_event(c, UUID(event_id))))
+    return bool(_WorkerState.run(lambda c: outbox_service.run_event(c, UUID(event_id))))
 
 
 def _run_periodic_task(name: str) -> int:

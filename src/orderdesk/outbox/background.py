@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orderdesk.core.container import Container
-from orderdesk.jobs.periodic import PERIODIC_JOBS, PeriodicJob
-from orderdesk.jobs.runner import InProcessRunner, Loop, Pace, Runner, relay_loop
+from orderdesk.container import Container
+from orderdesk.outbox.runners import InProcessRunner, Loop, Pace, Runner, relay_loop
+from orderdesk.outbox.scheduler import PERIODIC_JOBS, PeriodicJob
 
 
 @dataclass
@@ -20,7 +20,7 @@ class Background:
         With a broker: the relay runs here and hands events to Celery workers."""
         runner: Runner
         if c.settings.broker_url:
-            from orderdesk.jobs.tasks import CeleryRunner, make_celery
+            from orderdesk.outbox.worker import CeleryRunner, make_celery
 
             runner = CeleryRunner(make_celery(c.settings), c.settings)
             loops = [relay_loop(c, runner)]
