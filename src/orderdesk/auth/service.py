@@ -30,6 +30,11 @@ from orderdesk.core import audit
 from orderdesk.core.ids import new_id
 from orderdesk.core.uow import UnitOfWork
 from orderdesk.outbox import models as outbox
+from orderdesk.outbox.events import (
+    EmailVerificationRequested,
+    PasswordResetRequested,
+    UserRegistered,
+)
 from orderdesk.users import repository as user_repository
 from orderdesk.users.models import User
 from orderdesk.users.schemas import UserCreate
@@ -68,7 +73,7 @@ async def register(
         actor_id=user.id,
         changes={"role": role.value},
     )
-    outbox.emit(uow, "user.registered", {"user_id": str(user.id)})
+    outbox.emit(uow, UserRegistered(user_id=user.id))
     await send_email_verification(uow, user=user)
     return user
 
@@ -213,11 +218,7 @@ async def resend_email_verification(
 async def send_email_verification(uow: UnitOfWork, *, user: User) -> None:
     """Queue a verification message; the token is made when it is sent."""
     if user.email_verified_at is None:
-        outbox.emit(
-            uow,
-            "auth.email_verification_requested",
-            {"user_id": str(user.id), "purpose": TokenPurpose.VERIFY_EMAIL.value},
-        )
+        outbox.emit(uow, EmailVerificationRequested(user_id=user.id))
 
 
 async def verify_email(uow: UnitOfWork, *, token: str) -> None:
@@ -242,11 +243,7 @@ async def request_password_reset(
     user = await user_repository.get_by_email(uow.session, email)
     if user is None or not user.can_sign_in:
         return
-    outbox.emit(
-        uow,
-        "auth.password_reset_requested",
-        {"user_id": str(user.id), "purpose": TokenPurpose.RESET_PASSWORD.value},
-    )
+    outbox.emit(uow, PasswordResetRequested(user_id=user.id))
 
 
 async def reset_password(uow: UnitOfWork, c: Container, *, token: str, new_password: str) -> None:

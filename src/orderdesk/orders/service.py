@@ -32,8 +32,23 @@ from orderdesk.orders.errors import (
 from orderdesk.orders.models import Order, OrderLine, OrderStatus, can_transition
 from orderdesk.orders.schemas import OrderCreate, OrderFilter, OrderPublic
 from orderdesk.outbox import models as outbox
+from orderdesk.outbox.events import (
+    OrderCancelled,
+    OrderEvent,
+    OrderFulfilled,
+    OrderPaid,
+    OrderPlaced,
+    OrderRefunded,
+)
 
 EXPIRY_BATCH_SIZE = 500
+# The event each transition emits.
+STATUS_EVENTS: dict[OrderStatus, type[OrderEvent]] = {
+    OrderStatus.PAID: OrderPaid,
+    OrderStatus.CANCELLED: OrderCancelled,
+    OrderStatus.FULFILLED: OrderFulfilled,
+    OrderStatus.REFUNDED: OrderRefunded,
+}
 
 
 async def place_order(uow: UnitOfWork, *, customer: Principal, data: OrderCreate) -> OrderPublic:
@@ -58,7 +73,7 @@ async def place_order(uow: UnitOfWork, *, customer: Principal, data: OrderCreate
     if order["total_amount"] > MAX_AMOUNT:
         raise OrderTotalTooLarge(MAX_AMOUNT)
     await order_repository.insert_order(uow.session, order, lines)
-    outbox.emit(uow, "order.placed", {"order_id": str(order["id"])})
+    outbox.emit(uow, OrderPlaced(order_id=order["id"]))
     audit.record(
         uow,
         action="order.placed",
@@ -215,7 +230,7 @@ async def _transition(
     previous = order.status
     order.status = target
     await uow.flush()
-    outbox.emit(uow, f"order.{target.value}", {"order_id": str(order.id)})
+    outbox.emit(uow, STATUS_EVENTS[target](order_id=order.id))
     audit.record(
         uow,
         action=f"order.{target.value}",

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from orderdesk.container import Container
     from orderdesk.core.uow import UnitOfWork
+    from orderdesk.outbox.events import Event
 
 
 class EventStatus(StrEnum):
@@ -150,10 +151,11 @@ async def finish(uow: UnitOfWork, ctx: EventContext, *, now: datetime) -> None:
     ctx.finished = True
 
 
-def emit(uow: UnitOfWork, topic: str, payload: dict[str, Any]) -> int:
-    """Record an event for every handler of `topic`, in the caller's transaction."""
+def emit(uow: UnitOfWork, event: Event) -> int:
+    """Record `event` for every handler of its type, in the caller's transaction."""
     load_handlers()
     now = uow.now()
+    topic, payload = event.topic, event.payload()
     specs = _BY_TOPIC.get(topic, [])
     for spec in specs:
         uow.stage(

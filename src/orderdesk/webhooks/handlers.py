@@ -24,10 +24,10 @@ from orderdesk.core.errors import InvalidInput
 from orderdesk.core.uow import unit_of_work
 from orderdesk.orders import service as order_service
 from orderdesk.outbox import models as outbox
+from orderdesk.outbox.events import WEBHOOK_EVENTS, WebhookDeliveryRequested
 from orderdesk.outbox.models import EventContext, handles
 from orderdesk.webhooks import repository as webhook_repository
 from orderdesk.webhooks.models import (
-    WEBHOOK_TOPICS,
     DeliveryStatus,
     WebhookDelivery,
     WebhookSubscription,
@@ -41,7 +41,7 @@ from orderdesk.webhooks.signing import (
 )
 from orderdesk.webhooks.targets import check_target
 
-DELIVER_TOPIC = "webhook.delivery_requested"
+DELIVER_TOPIC = WebhookDeliveryRequested.topic
 
 
 class DeliveryFailed(Exception):
@@ -72,13 +72,13 @@ async def fan_out(c: Container, payload: dict[str, Any], ctx: EventContext) -> N
                 created_at=uow.now(),
             )
             uow.session.add(delivery)
-            outbox.emit(uow, DELIVER_TOPIC, {"delivery_id": str(delivery.id)})
+            outbox.emit(uow, WebhookDeliveryRequested(delivery_id=delivery.id))
         # The deliveries and their outbox events commit with the fan-out's completion.
         await outbox.finish(uow, ctx, now=uow.now())
 
 
-for _topic in WEBHOOK_TOPICS:
-    handles(_topic, name=f"webhooks.fan_out.{_topic}")(fan_out)
+for _event in WEBHOOK_EVENTS:
+    handles(_event.topic, name=f"webhooks.fan_out.{_event.topic}")(fan_out)
 
 
 @handles(DELIVER_TOPIC, name="webhooks.deliver")

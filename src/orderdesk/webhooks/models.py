@@ -10,15 +10,6 @@ from sqlmodel import Field
 
 from orderdesk.core.models import Entity, SoftDeletable, UTCDateTime
 
-# What subscribers can receive; each has a fan-out handler in webhooks/tasks.py.
-WEBHOOK_TOPICS = (
-    "order.placed",
-    "order.paid",
-    "order.cancelled",
-    "order.fulfilled",
-    "order.refunded",
-)
-
 
 class WebhookSubscription(SoftDeletable, table=True):
     __tablename__ = "webhook_subscriptions"

@@ -1,24 +1,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
 from orderdesk.core.schemas import StrictModel
 from orderdesk.core.text import SINGLE_LINE
+from orderdesk.outbox.events import WebhookTopic
 from orderdesk.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 
 MAX_URL_LENGTH = 2048
-Topic = Literal[
-    "order.placed", "order.paid", "order.cancelled", "order.fulfilled", "order.refunded"
-]
 
 
 class SubscriptionCreate(StrictModel):
     url: Annotated[str, Field(min_length=8, max_length=MAX_URL_LENGTH), SINGLE_LINE]
-    event_types: Annotated[list[Topic], Field(min_length=1, max_length=16)]
+    event_types: Annotated[list[WebhookTopic], Field(min_length=1, max_length=16)]
 
 
 class SubscriptionPublic(BaseModel):
