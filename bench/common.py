@@ -152,10 +152,13 @@ def wait_http_ready(
     raise SystemExit(f"{process.name} not ready within {READY_TIMEOUT_SECONDS} s: {last}")
 
 
-def cli(env: dict[str, str], workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`orderdesk <args>`, which must succeed."""
-    completed = subprocess.run(  # noqa: S603 - our own venv's console script
-        [str(ORDERDESK), *args],
+def cli(
+    env: dict[str, str], workdir: Path, *args: str, program: Sequence[str] = ()
+) -> subprocess.CompletedProcess[str]:
+    """`orderdesk <args>`, which must succeed; `program` replaces the venv's
+    `orderdesk` script (run.py's `--before-ref` runs `python -m orderdesk`)."""
+    completed = subprocess.run(  # noqa: S603 - our own venv's executables
+        [*(program or [str(ORDERDESK)]), *args],
         env=env,
         cwd=workdir,
         capture_output=True,

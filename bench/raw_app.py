@@ -2,24 +2,32 @@
 
 A plain ASGI callable on an asyncpg pool, served by uvicorn with the settings
 `orderdesk serve` uses (uvloop, httptools, no access log, no server header). Per
-request it does the work orderdesk does for `GET /api/v1/orders/{id}`:
+request it computes the answer orderdesk gives for `GET /api/v1/orders/{id}`, in the
+fewest steps that still do the same checks:
 
 1. verify the bearer JWT with PyJWT: same key, algorithm, issuer, audience, leeway
-   and required claims as `orderdesk.core.security.TokenCodec`;
-2. load the user row by id (all columns) and check it is live and that the token
-   version matches;
-3. load the order row by id (all columns) and check the caller owns it;
-4. load its lines (all columns, ordered by position);
-5. serialise the same JSON shape as `OrderPublic` (orjson).
+   and required claims as orderdesk's `TokenCodec` (`core/security.py`), on every
+   request (orderdesk keeps verified tokens; "no jwt" below is that ceiling);
+2. acquire one connection from the pool and send ONE statement (a prepared
+   statement, which asyncpg caches per connection): the caller's row, only if it is
+   active, not deleted and its token version is the token's, joined with the order
+   and its lines (one row per line);
+3. no row: 401 (the caller may not act); no order, or someone else's order for a
+   customer: 404, as orderdesk does;
+4. serialise the same JSON as `OrderPublic` with orjson, with a Content-Length
+   (as Starlette sends; without it uvicorn would chunk the body).
 
 Routes (GET only; anything else is a 404):
 
-- `/api/v1/orders/{id}` — steps 1-5, the three SELECTs in autocommit (no
-  transaction), which is all the read needs;
-- `/tx/api/v1/orders/{id}` — the same inside BEGIN ... COMMIT, the statement
-  sequence orderdesk's unit of work sends (less its pool pre-ping);
-- `/nojwt/api/v1/orders/{id}` — steps 2-5 only: the caller's id comes from the
-  `X-User-Id` header, so the difference to the first route is the JWT's cost.
+- `/api/v1/orders/{id}` — steps 1-4, the statement in autocommit: "raw read (jwt)",
+  the baseline;
+- `/two/api/v1/orders/{id}` — the same with two statements on the same connection
+  (the caller's row, then the order joined with its lines), as orderdesk splits it;
+- `/tx/api/v1/orders/{id}` — the baseline inside BEGIN ... COMMIT: what a read
+  transaction costs;
+- `/nojwt/api/v1/orders/{id}` — steps 2-4 only: the caller's id and token version
+  come from the `X-User-Id` and `X-Token-Version` headers, so the difference to the
+  first route is the JWT's cost.
 
 The asyncpg pool is told not to run its reset query (`RESET ALL; UNLISTEN *; …`, one
 more round trip) when a connection goes back: this app keeps no session state, and
@@ -38,7 +46,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -53,28 +61,39 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-# The same verification options as orderdesk.core.security.TokenCodec.decode_access_token.
+# The same verification options as orderdesk's TokenCodec.decode_access_token.
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "nbf", "jti", "role", "typ", "ver"]
 LEEWAY_SECONDS = 5
+# Roles that may read every order (orderdesk's Permission.ORDERS_READ_ALL).
+READ_ALL_ROLES = frozenset({"staff", "admin"})
 
-# The columns SQLAlchemy selects for session.get(User), session.get(Order) and the
-# lines query in orderdesk.orders.repository.lines_for.
-USER_SQL = (
-    "SELECT id, created_at, updated_at, created_by, updated_by, version, deleted_at, email,"
-    " full_name, password_hash, role, is_active, email_verified_at, token_version"
-    " FROM users WHERE id = $1"
+# Everything the read needs in one round trip and one snapshot. The caller's
+# conditions are in the WHERE clause (no row: 401); the order is LEFT JOINed, so a
+# missing order still returns the caller's row with NULL order columns (404), and an
+# order without lines one row with NULL line columns.
+READ_SQL = (
+    "SELECT u.role, o.id, o.status, o.user_id, o.currency, o.total_amount, o.version,"
+    " o.created_at, o.updated_at, l.product_id, l.sku, l.name, l.unit_price_amount,"
+    " l.quantity, l.line_total_amount"
+    " FROM users AS u"
+    " LEFT JOIN orders AS o ON o.id = $2"
+    " LEFT JOIN order_lines AS l ON l.order_id = o.id"
+    " WHERE u.id = $1 AND u.is_active AND u.deleted_at IS NULL AND u.token_version = $3"
+    " ORDER BY l.position"
+)
+# The two-statement variant: orderdesk's split (principal, then order with lines).
+PRINCIPAL_SQL = (
+    "SELECT role FROM users"
+    " WHERE id = $1 AND is_active AND deleted_at IS NULL AND token_version = $2"
 )
 ORDER_SQL = (
-    "SELECT id, created_at, updated_at, created_by, updated_by, version, user_id, status,"
-    " currency, total_amount FROM orders WHERE id = $1"
+    "SELECT o.id, o.status, o.user_id, o.currency, o.total_amount, o.version,"
+    " o.created_at, o.updated_at, l.product_id, l.sku, l.name, l.unit_price_amount,"
+    " l.quantity, l.line_total_amount"
+    " FROM orders AS o LEFT JOIN order_lines AS l ON l.order_id = o.id"
+    " WHERE o.id = $1 ORDER BY l.position"
 )
-LINES_SQL = (
-    "SELECT id, order_id, position, product_id, sku, name, unit_price_amount, quantity,"
-    " line_total_amount FROM order_lines WHERE order_id = ANY($1::uuid[])"
-    " ORDER BY order_id, position"
-)
-_ROUTE = re.compile(r"^(?P<prefix>/tx|/nojwt)?/api/v1/orders/(?P<id>[0-9a-fA-F-]{32,36})$")
-JSON_HEADERS = [(b"content-type", b"application/json")]
+_ROUTE = re.compile(r"^(?P<prefix>/tx|/two|/nojwt)?/api/v1/orders/(?P<id>[0-9a-fA-F-]{32,36})$")
 _NOT_FOUND = orjson.dumps({"status": 404, "code": "not_found"})
 _UNAUTHORIZED = orjson.dumps({"status": 401, "code": "invalid_token"})
 
@@ -89,11 +108,9 @@ def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def _money(amount: int, currency: str) -> dict[str, Any]:
-    return {"amount": amount, "currency": currency}
-
-
-def render_order(order: Any, lines: list[Any]) -> bytes:
+def render_order(rows: Sequence[Any]) -> bytes:
+    """The order's columns from the first row, a line from each row that has one."""
+    order = rows[0]
     currency = order["currency"]
     return orjson.dumps(
         {
@@ -101,22 +118,51 @@ def render_order(order: Any, lines: list[Any]) -> bytes:
             "status": order["status"],
             "lines": [
                 {
-                    "product_id": str(line["product_id"]),
-                    "sku": line["sku"],
-                    "name": line["name"],
-                    "unit_price": _money(line["unit_price_amount"], currency),
-                    "quantity": line["quantity"],
-                    "line_total": _money(line["line_total_amount"], currency),
+                    "product_id": str(row["product_id"]),
+                    "sku": row["sku"],
+                    "name": row["name"],
+                    "unit_price": {"amount": row["unit_price_amount"], "currency": currency},
+                    "quantity": row["quantity"],
+                    "line_total": {"amount": row["line_total_amount"], "currency": currency},
                 }
-                for line in lines
+                for row in rows
+                if row["product_id"] is not None
             ],
-            "total": _money(order["total_amount"], currency),
+            "total": {"amount": order["total_amount"], "currency": currency},
             "user_id": str(order["user_id"]),
             "version": order["version"],
             "created_at": _iso(order["created_at"]),
             "updated_at": _iso(order["updated_at"]),
         }
     )
+
+
+def _answer(role: str, user_id: UUID, rows: Sequence[Any]) -> tuple[int, bytes]:
+    """404 for a missing order and for someone else's, unless the role reads all."""
+    if rows[0]["id"] is None or (rows[0]["user_id"] != user_id and role not in READ_ALL_ROLES):
+        return 404, _NOT_FOUND
+    return 200, render_order(rows)
+
+
+async def read_one_statement(
+    connection: Any, user_id: UUID, token_version: int, order_id: UUID
+) -> tuple[int, bytes]:
+    rows = await connection.fetch(READ_SQL, user_id, order_id, token_version)
+    if not rows:
+        return 401, _UNAUTHORIZED
+    return _answer(rows[0]["role"], user_id, rows)
+
+
+async def read_two_statements(
+    connection: Any, user_id: UUID, token_version: int, order_id: UUID
+) -> tuple[int, bytes]:
+    role = await connection.fetchval(PRINCIPAL_SQL, user_id, token_version)
+    if role is None:
+        return 401, _UNAUTHORIZED
+    rows = await connection.fetch(ORDER_SQL, order_id)
+    if not rows:
+        return 404, _NOT_FOUND
+    return _answer(role, user_id, rows)
 
 
 class RawApp:
@@ -133,14 +179,20 @@ class RawApp:
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
             status, body = await self._handle(scope)
-            await send({"type": "http.response.start", "status": status, "headers": JSON_HEADERS})
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size)
+                self.pool = await asyncpg.create_pool(
+                    self.dsn, min_size=1, max_size=self.pool_size, reset=_keep_session
+                )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.pool.close()
@@ -155,16 +207,19 @@ class RawApp:
         try:
             order_id = UUID(match["id"])
             if prefix == "/nojwt":
-                user_id, token_version = UUID(_header(scope, b"x-user-id")), None
+                user_id = UUID(_header(scope, b"x-user-id"))
+                token_version = int(_header(scope, b"x-token-version"))
             else:
                 user_id, token_version = self._verify(_header(scope, b"authorization"))
         except (jwt.PyJWTError, ValueError, TypeError, KeyError):
             return 401, _UNAUTHORIZED
         async with self.pool.acquire() as connection:
+            if prefix == "/two":
+                return await read_two_statements(connection, user_id, token_version, order_id)
             if prefix == "/tx":
                 async with connection.transaction():
-                    return await _read(connection, user_id, token_version, order_id)
-            return await _read(connection, user_id, token_version, order_id)
+                    return await read_one_statement(connection, user_id, token_version, order_id)
+            return await read_one_statement(connection, user_id, token_version, order_id)
 
     def _verify(self, authorization: str) -> tuple[UUID, int]:
         scheme, _, token = authorization.partition(" ")
@@ -182,24 +237,6 @@ class RawApp:
         if claims["typ"] != "access":
             raise ValueError("not an access token")
         return UUID(claims["sub"]), int(claims["ver"])
-
-
-async def _read(
-    connection: Any, user_id: UUID, token_version: int | None, order_id: UUID
-) -> tuple[int, bytes]:
-    user = await connection.fetchrow(USER_SQL, user_id)
-    if (
-        user is None
-        or not user["is_active"]
-        or user["deleted_at"] is not None
-        or (token_version is not None and user["token_version"] != token_version)
-    ):
-        return 401, _UNAUTHORIZED
-    order = await connection.fetchrow(ORDER_SQL, order_id)
-    if order is None or (order["user_id"] != user_id and user["role"] == "customer"):
-        return 404, _NOT_FOUND
-    lines = await connection.fetch(LINES_SQL, [order_id])
-    return 200, render_order(order, lines)
 
 
 async def _keep_session(connection: Any) -> None:

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run.py [--duration 10] [--warmup 3] [--rounds 2] [--connections 32]
                                   [--workers 1,2] [--import-rows 100000]
+                                  [--before-ref REF [--before-raw]]
                                   [--skip-http] [--skip-import] [--keep-workdir]
 
 What it does, start to finish (bench/README.md says why, and what the numbers mean):
@@ -11,22 +12,30 @@ What it does, start to finish (bench/README.md says why, and what the numbers me
    `orderdesk import-products` of a 1,000-product catalog; then `orderdesk serve
    --workers N` and seeding through the public API (three products with stock that
    cannot run out, a customer who registers, signs in and places a three-line order);
+   with `--before-ref REF`, the same for orderdesk as of REF, on its own database
+   (`orderdesk_bench_before_w<N>`), from a temporary `git worktree` of REF run with
+   this venv as `python -m orderdesk` (PYTHONPATH=<worktree>/src);
 2. starts the raw ASGI + asyncpg app (bench/raw_app.py, the same uvicorn settings)
-   beside it, checks that both answer the read with the same JSON, and drives each
-   scenario with `wrk` (a separate process, `--connections` keep-alive connections):
-   a warm-up that is thrown away, then the measurement. Alongside wrk's req/s and
-   latency percentiles it records the CPU time the server processes, the database
-   backends, wrk and everybody else spent during the run;
+   beside them, checks that it answers the read with orderdesk's JSON, and drives
+   each scenario with `wrk` (a separate process, `--connections` keep-alive
+   connections): a warm-up that is thrown away, then the measured bursts, all
+   scenarios of both versions interleaved. Alongside wrk's req/s and latency
+   percentiles it records the CPU time the server processes, the database backends,
+   wrk and everybody else spent during the run;
 3. measures how fast orderdesk's in-process outbox relay works off the events the
    create runs left behind (the relay is parked while the scenarios run);
 4. times `orderdesk import-products` of generated products on PostgreSQL and SQLite;
-5. prints a table and writes everything to bench/results/orders-<timestamp>.json.
+5. prints a table (and with --before-ref the ratios before and after side by side)
+   and writes everything to bench/results/orders-<timestamp>.json.
+
+The bench imports nothing from orderdesk: it talks to it through its CLI and HTTP.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import resource
@@ -50,6 +59,7 @@ from common import (
     ORDERDESK,
     PARKED_RELAY_SECONDS,
     PYTHON,
+    REPO_DIR,
     STOCK,
     Process,
     add_database_args,
@@ -63,6 +73,7 @@ from common import (
     dsn,
     expect,
     free_port,
+    git,
     machine_busy_seconds,
     process_tree,
     recreate_database,
@@ -81,6 +92,12 @@ IDLE_CPU_FRACTION = 0.05  # a server below this share of a core is idle...
 IDLE_WINDOW_SECONDS = 0.5  # ...over this window
 IDLE_TIMEOUT_SECONDS = 30.0
 DRAIN_SECONDS = 8  # how long the outbox relay is watched working off the backlog
+# One orderdesk worker's pool (ORDERDESK_DATABASE_POOL_SIZE's default; no overflow)
+# and the raw app's. A phase runs every pool beside the others, and the bench needs
+# a few connections of its own, so when PostgreSQL's max_connections cannot hold
+# them all at this size, every pool in the phase gets the same smaller size.
+POOL_SIZE = 20
+CONNECTIONS_KEPT_FREE = 8
 
 
 @dataclass
@@ -91,6 +108,10 @@ class Measurement:
     server: str
     workers: int
     url: str
+    # Which orderdesk: "after" (the working tree), "before" (--before-ref), or ""
+    # for the bench's own baseline, which is the same for both.
+    version: str = "after"
+    pool_size: int = POOL_SIZE  # per server process, the same for all in a phase
     bursts: int = 0
     requests: int = 0
     seconds: float = 0.0
@@ -188,6 +209,7 @@ class Fixture:
 
     token: str
     user_id: str
+    token_version: int
     order_id: str
     order_body: str
     expected_order: dict[str, Any]
@@ -197,12 +219,90 @@ class Fixture:
 # --------------------------------------------------------------------------- setup
 
 
+@dataclass(frozen=True)
+class Version:
+    """An orderdesk to measure: the working tree, through the venv's `orderdesk`
+    script, or a commit checked out in a temporary worktree (`--before-ref`), run as
+    `python -m orderdesk` with that worktree's `src` first on the path. The bench
+    talks to either only through its CLI and HTTP."""
+
+    name: str  # "after" or "before"
+    label: str  # "working tree" or the commit
+    program: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    tree: Path = REPO_DIR
+
+    def cli(self, env: dict[str, str], workdir: Path, *args: str) -> None:
+        cli({**env, **self.env}, workdir, *args, program=self.program)
+
+    def serve(self, port: int, workers: int | None = None) -> list[str]:
+        command = [*self.program, "serve", "--host", "127.0.0.1", "--port", str(port)]
+        return command + (["--workers", str(workers)] if workers else [])
+
+    def imported_from(self, workdir: Path) -> Path:
+        """Where this version's `import orderdesk` really comes from."""
+        probe = "import orderdesk; print(orderdesk.__file__)"
+        completed = subprocess.run(  # noqa: S603 - our own venv's python
+            [str(PYTHON), "-c", probe],
+            env={**os.environ, **self.env},
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if completed.returncode != 0:
+            raise SystemExit(f"{self.label}: `{probe}` failed:\n{completed.stderr[-2000:]}")
+        return Path(completed.stdout.strip()).resolve()
+
+
+AFTER = Version("after", "working tree", (str(ORDERDESK),))
+
+
+@contextmanager
+def before_version(ref: str, workdir: Path) -> Iterator[Version]:
+    """`ref` checked out in a temporary worktree (removed afterwards), and how to run
+    it with this venv: its dependencies are the same, only its own code differs."""
+    commit = git("rev-parse", "--short", f"{ref}^{{commit}}")
+    if not commit:
+        raise SystemExit(f"--before-ref {ref}: not a commit in {REPO_DIR}")
+    tree = workdir / f"before-{commit}"
+    _git("worktree", "add", "--detach", str(tree), commit)
+    try:
+        version = Version(
+            "before",
+            commit,
+            (str(PYTHON), "-m", "orderdesk"),
+            {"PYTHONPATH": str(tree / "src")},
+            tree,
+        )
+        # The project is installed editable (a path in a .pth file, which comes after
+        # PYTHONPATH); make sure the worktree's copy is the one that is imported.
+        found = version.imported_from(workdir)
+        if not found.is_relative_to(tree / "src"):
+            raise SystemExit(f"--before-ref: `import orderdesk` found {found}, not {tree}")
+        yield version
+    finally:
+        _git("worktree", "remove", "--force", str(tree))
+
+
+def _git(*args: str) -> None:
+    executable = shutil.which("git")
+    if executable is None:
+        raise SystemExit("--before-ref needs git")
+    completed = subprocess.run(  # noqa: S603 - git worktree add/remove
+        [executable, *args], cwd=REPO_DIR, capture_output=True, text=True, check=False
+    )
+    if completed.returncode != 0:
+        raise SystemExit(f"git {' '.join(args)} failed:\n{completed.stderr}")
+
+
 @dataclass
 class Server:
     name: str
     workers: int
     base_url: str
     process: Process
+    database: str  # whose backends' CPU is counted as "db"
 
     def pids(self) -> list[int]:
         """The server process and all its descendants (uvicorn --workers)."""
@@ -214,11 +314,17 @@ class Server:
 
 @contextmanager
 def serving(
-    name: str, command: list[str], env: dict[str, str], workdir: Path, workers: int, port: int
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    workdir: Path,
+    workers: int,
+    port: int,
+    database: str,
 ) -> Iterator[Server]:
     process = Process(f"{name}-w{workers}", command, env, workdir)
     try:
-        yield Server(name, workers, f"http://127.0.0.1:{port}", process)
+        yield Server(name, workers, f"http://127.0.0.1:{port}", process, database)
     finally:
         process.stop()
 
@@ -262,11 +368,21 @@ def seed(base_url: str, admin_email: str, admin_password: str) -> Fixture:
         return Fixture(
             token=token,
             user_id=registered.json()["id"],
+            token_version=_token_version(token),
             order_id=order["id"],
             order_body=body,
             expected_order=read.json(),
             spread_products=_product_ids(client, "spread-"),
         )
+
+
+def _token_version(token: str) -> int:
+    """The `ver` claim of an access token, read without verifying it (for the raw
+    app's no-JWT route, which takes it from a header): the bench imports nothing
+    from orderdesk."""
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return int(claims["ver"])
 
 
 def _product_ids(client: httpx.Client, query: str) -> list[str]:
@@ -296,6 +412,21 @@ def wait_idle(server: Server) -> None:
             return
 
 
+async def _pool_size(admin_url: str, processes: int) -> int:
+    """POOL_SIZE, or less if `processes` pools of it would not fit in PostgreSQL's
+    free connections (less CONNECTIONS_KEPT_FREE)."""
+    connection = await asyncpg.connect(dsn(admin_url))
+    try:
+        free = await connection.fetchval(
+            "SELECT current_setting('max_connections')::int"
+            " - current_setting('superuser_reserved_connections')::int"
+            " - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
+        )
+    finally:
+        await connection.close()
+    return max(1, min(POOL_SIZE, (int(free) - CONNECTIONS_KEPT_FREE) // processes))
+
+
 async def _backend_pids(admin_url: str, database: str) -> list[int]:
     connection = await asyncpg.connect(dsn(admin_url))
     try:
@@ -319,7 +450,6 @@ class Load:
     connections: int
     threads: int
     admin_url: str
-    database: str
     rounds: int = 2
 
 
@@ -343,7 +473,7 @@ def burst(
     if not measurement.bursts:
         measurement.load_before = os.getloadavg()
     app_pids = server.pids()
-    db_pids = asyncio.run(_backend_pids(load.admin_url, load.database))
+    db_pids = asyncio.run(_backend_pids(load.admin_url, server.database))
     app_before, db_before = cpu_seconds(app_pids), cpu_seconds(db_pids)
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy_before = machine_busy_seconds()
@@ -353,7 +483,7 @@ def burst(
     app_during = cpu_delta(app_before, cpu_seconds(app_pids))
     wait_idle(server)
     app_cpu = cpu_delta(app_before, cpu_seconds(app_pids))
-    db_pids_after = asyncio.run(_backend_pids(load.admin_url, load.database))
+    db_pids_after = asyncio.run(_backend_pids(load.admin_url, server.database))
     db_cpu = cpu_delta(db_before, cpu_seconds(db_pids_after))
     wrk_cpu = (wrk_after.ru_utime + wrk_after.ru_stime) - (
         wrk_before.ru_utime + wrk_before.ru_stime
@@ -480,28 +610,32 @@ def time_import(backend: str, env: dict[str, str], workdir: Path, rows: int) -> 
 # ---------------------------------------------------------------------- report
 
 HEADER = (
-    f"{'scenario':<28} {'w':>1} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
-    f" {'app ms/req':>10} {'db ms/req':>9} {'wrk ms/req':>10} {'other':>5} {'load1':>5}"
+    f"{'scenario':<28} {'version':<7} {'w':>1} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}"
+    f" {'errors':>6} {'app ms/req':>10} {'db ms/req':>9} {'wrk ms/req':>10} {'other':>5}"
+    f" {'load1':>5}"
 )
 
 
 def _row(m: Measurement) -> str:
     return (
-        f"{m.name:<28} {m.workers:>1} {m.rps:>8.0f} {m.p50_ms:>7.2f} {m.p99_ms:>7.2f}"
-        f" {m.failed:>6} {m.app_cpu_ms_per_req:>10.3f} {m.db_cpu_ms_per_req:>9.3f}"
-        f" {m.wrk_cpu_ms_per_req:>10.3f} {m.other_cores:>5.2f} {m.load_before[0]:>5.2f}"
+        f"{m.name:<28} {m.version or '-':<7} {m.workers:>1} {m.rps:>8.0f} {m.p50_ms:>7.2f}"
+        f" {m.p99_ms:>7.2f} {m.failed:>6} {m.app_cpu_ms_per_req:>10.3f}"
+        f" {m.db_cpu_ms_per_req:>9.3f} {m.wrk_cpu_ms_per_req:>10.3f} {m.other_cores:>5.2f}"
+        f" {m.load_before[0]:>5.2f}"
     )
 
 
-def ratios(measurements: list[Measurement]) -> dict[str, dict[str, float]]:
-    by_key = {(m.name, m.workers): m for m in measurements}
+def ratios(measurements: list[Measurement], version: str = "after") -> dict[str, dict[str, float]]:
+    """One version's ratios, per worker count; both versions are divided by the same
+    raw baseline (version "")."""
+    by_key = {(m.name, m.workers, m.version): m for m in measurements}
     out: dict[str, dict[str, float]] = {}
     for workers in sorted({m.workers for m in measurements}):
-        read = by_key.get(("orderdesk read", workers))
-        create = by_key.get(("orderdesk create (spread)", workers))
-        create_hot = by_key.get(("orderdesk create (hot)", workers))
-        raw = by_key.get(("raw read (jwt)", workers))
-        raw_nojwt = by_key.get(("raw read (no jwt)", workers))
+        read = by_key.get(("orderdesk read", workers, version))
+        create = by_key.get(("orderdesk create (spread)", workers, version))
+        create_hot = by_key.get(("orderdesk create (hot)", workers, version))
+        raw = by_key.get(("raw read (jwt)", workers, ""))
+        raw_nojwt = by_key.get(("raw read (no jwt)", workers, ""))
         found: dict[str, float] = {}
         if read and raw and raw.rps:
             found["orderdesk_read/raw_read_jwt (req/s)"] = read.rps / raw.rps
@@ -522,7 +656,45 @@ def ratios(measurements: list[Measurement]) -> dict[str, dict[str, float]]:
     return out
 
 
+def raw_speedup(measurements: list[Measurement]) -> dict[str, float]:
+    """This tree's raw baseline against the before-ref's bench/raw_app.py (--before-raw)."""
+    by_key = {(m.name, m.workers): m for m in measurements}
+    out: dict[str, float] = {}
+    for workers in sorted({m.workers for m in measurements}):
+        new = by_key.get(("raw read (jwt)", workers))
+        old = by_key.get((OLD_RAW, workers))
+        if new and old and old.rps:
+            out[f"workers={workers} raw_read_jwt/before_raw_app (req/s)"] = new.rps / old.rps
+            if new.app_cpu_ms_per_req:
+                out[f"workers={workers} before_raw_app/raw_read_jwt (app CPU per req)"] = (
+                    old.app_cpu_ms_per_req / new.app_cpu_ms_per_req
+                )
+    return out
+
+
+def after_over_before(
+    after: dict[str, dict[str, float]], before: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    return {
+        group: {
+            name: value / before[group][name]
+            for name, value in values.items()
+            if before.get(group, {}).get(name)
+        }
+        for group, values in after.items()
+    }
+
+
 # ------------------------------------------------------------------------ main
+
+OLD_RAW = "raw read (jwt, before's app)"
+# For the duration printed at the start: per scenario, the warm-up, the settling and
+# idle checks around it and around every burst; per deployment, migrate + create-admin
+# + import-products + serve + seeding. Measured on the 2-core VM.
+SCENARIO_OVERHEAD_SECONDS = 2.0
+BURST_OVERHEAD_SECONDS = 1.0
+DEPLOYMENT_SECONDS = 15.0
+IMPORT_SECONDS = 45.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -543,9 +715,44 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--import-rows", type=int, default=100_000)
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument(
+        "--before-ref",
+        metavar="REF",
+        help="also measure orderdesk as of this git commit, interleaved in the same run "
+        "(checked out in a temporary worktree, run with this venv)",
+    )
+    parser.add_argument(
+        "--before-raw",
+        action="store_true",
+        help="with --before-ref: also measure REF's bench/raw_app.py beside this one",
+    )
     add_database_args(parser, "orderdesk_bench")
     parser.add_argument("--keep-workdir", action="store_true", help="keep logs and CSV files")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.before_raw and not args.before_ref:
+        parser.error("--before-raw needs --before-ref")
+    return args
+
+
+def expected_seconds(args: argparse.Namespace, workers_list: list[int]) -> float:
+    versions = 2 if args.before_ref else 1
+    total = 0.0 if args.skip_import else IMPORT_SECONDS
+    if args.skip_http:
+        return total
+    for index, _ in enumerate(workers_list):
+        # Per version: read, create (hot), create (spread); the raw read; on the
+        # first worker count the raw variants (no jwt, 2 statements, in tx).
+        scenarios = 3 * versions + 1 + (3 if index == 0 else 0) + int(args.before_raw)
+        per_scenario = (
+            args.warmup
+            + args.duration
+            + SCENARIO_OVERHEAD_SECONDS
+            + args.rounds * BURST_OVERHEAD_SECONDS
+        )
+        total += versions * DEPLOYMENT_SECONDS + scenarios * per_scenario
+        if index == 0:
+            total += DRAIN_SECONDS + 5
+    return total
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -562,29 +769,38 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     workers_list = [int(w) for w in args.workers.split(",") if w.strip()]
     workdir, started_at, info = begin("orderdesk bench", "orderdesk-bench-")
+    print(
+        f"expected duration: about {expected_seconds(args, workers_list) / 60:.0f} min", flush=True
+    )
     measurements: list[Measurement] = []
     drains: list[Drain] = []
     imports: list[ImportTiming] = []
     try:
-        if not args.skip_http:
-            print(HEADER, flush=True)
-            for workers in workers_list:
-                load = Load(
-                    args.duration,
-                    args.warmup,
-                    args.connections,
-                    args.threads,
-                    args.admin_url,
-                    f"{args.database}_w{workers}",
-                    args.rounds,
-                )
-                with fresh_database(args.admin_url, load.database) as url:
-                    env = server_env(url)
-                    cli(env, workdir, "migrate", "upgrade")
+        with ExitStack() as stack:
+            versions = [AFTER]
+            if args.before_ref:
+                versions.append(stack.enter_context(before_version(args.before_ref, workdir)))
+            info["versions"] = {
+                v.name: {"label": v.label, "imports": str(v.imported_from(workdir))}
+                for v in versions
+            }
+            for v in versions:
+                print(f"{v.name}: {v.label}, orderdesk from {info['versions'][v.name]['imports']}")
+            if not args.skip_http:
+                for workers in workers_list:
+                    load = Load(
+                        args.duration,
+                        args.warmup,
+                        args.connections,
+                        args.threads,
+                        args.admin_url,
+                        args.rounds,
+                    )
                     variants = workers == workers_list[0]
-                    measurements += http_phase(env, workdir, load, workers, variants=variants)
-                    if variants:
-                        drains.append(measure_drain(env, workdir, load))
+                    found, drain = phase(args, versions, workdir, load, workers, variants=variants)
+                    measurements += found
+                    if drain:
+                        drains.append(drain)
         if not args.skip_import:
             with fresh_database(args.admin_url, f"{args.database}_import") as url:
                 env = server_env(url)
@@ -612,55 +828,194 @@ def fresh_database(admin_url: str, name: str) -> Iterator[str]:
         drop_database(admin_url, name)
 
 
-def http_phase(
-    env: dict[str, str], workdir: Path, load: Load, workers: int, *, variants: bool
-) -> list[Measurement]:
-    """Seed a fresh database, then run every scenario against `workers` workers."""
+@dataclass
+class Deployment:
+    """One version's database, set up by that version's own CLI."""
+
+    version: Version
+    database: str
+    env: dict[str, str]
+    admin_email: str
+    admin_password: str
+
+
+def deploy(version: Version, database: str, url: str, workdir: Path) -> Deployment:
+    """`migrate upgrade`, `create-admin` and `import-products` of the "spread" catalog,
+    as a user would, with `version`'s CLI."""
+    env = {**server_env(url), **version.env}
     admin_email, admin_password = "bench-admin@example.com", secrets.token_urlsafe(24)
-    cli(env, workdir, "create-admin", "--email", admin_email, "--password", admin_password)
+    version.cli(env, workdir, "migrate", "upgrade")
+    version.cli(env, workdir, "create-admin", "--email", admin_email, "--password", admin_password)
     catalog = workdir / "spread-catalog.csv"
     write_products_csv(catalog, SPREAD_PRODUCTS, prefix="SPREAD", stock=STOCK)
-    cli(env, workdir, "import-products", str(catalog))
-    # The outbox relay is parked while measuring (see README): each scenario then
-    # measures only its own requests, and work left behind is measured apart.
-    parked = {**env, "ORDERDESK_RELAY_INTERVAL_SECONDS": str(PARKED_RELAY_SECONDS)}
-    od_port, raw_port = free_port(), free_port()
-    orderdesk_cmd = [str(ORDERDESK), "serve", "--host", "127.0.0.1", "--port", str(od_port)]
-    orderdesk_cmd += ["--workers", str(workers)]
-    raw_cmd = [str(PYTHON), str(RAW_APP), "--port", str(raw_port), "--workers", str(workers)]
+    version.cli(env, workdir, "import-products", str(catalog))
+    return Deployment(version, database, env, admin_email, admin_password)
+
+
+def phase(
+    args: argparse.Namespace,
+    versions: list[Version],
+    workdir: Path,
+    load: Load,
+    workers: int,
+    *,
+    variants: bool,
+) -> tuple[list[Measurement], Drain | None]:
+    """A fresh database per version, every scenario against `workers` workers, and
+    (with `variants`) the outbox drain on the working tree's database."""
+    processes = (len(versions) + 1 + int(args.before_raw)) * workers
+    pool_size = asyncio.run(_pool_size(args.admin_url, processes))
+    if pool_size < POOL_SIZE:
+        print(
+            f"(w{workers}: PostgreSQL's free connections hold {processes} pools of"
+            f" {pool_size}, not {POOL_SIZE}: every server gets {pool_size})",
+            flush=True,
+        )
+    print(HEADER, flush=True)
+    with ExitStack() as databases:
+        deployments = []
+        for version in versions:
+            suffix = f"_w{workers}" if version is AFTER else f"_{version.name}_w{workers}"
+            database = args.database + suffix
+            url = databases.enter_context(fresh_database(args.admin_url, database))
+            deployments.append(deploy(version, database, url, workdir))
+        measurements = http_phase(
+            deployments,
+            workdir,
+            load,
+            workers,
+            variants=variants,
+            before_raw=args.before_raw,
+            pool_size=pool_size,
+        )
+        drain = measure_drain(deployments[0], workdir, load) if variants else None
+    return measurements, drain
+
+
+def http_phase(
+    deployments: list[Deployment],
+    workdir: Path,
+    load: Load,
+    workers: int,
+    *,
+    variants: bool,
+    before_raw: bool,
+    pool_size: int,
+) -> list[Measurement]:
+    """Serve and seed every deployment, start the raw baseline on the first (the
+    working tree's) database, then run every scenario, interleaved."""
+    after = deployments[0]
+    pools = {}
+    if pool_size < POOL_SIZE:
+        pools = {
+            "ORDERDESK_DATABASE_POOL_SIZE": str(pool_size),
+            "BENCH_RAW_POOL_SIZE": str(pool_size),
+        }
+    raw_env = {**after.env, **pools}
     measurements: list[Measurement] = []
     with ExitStack() as stack:
-        od = stack.enter_context(
-            serving("orderdesk", orderdesk_cmd, parked, workdir, workers, od_port)
+        # The outbox relay is parked while measuring (see README): each scenario then
+        # measures only its own requests, and work left behind is measured apart.
+        served: list[tuple[Deployment, Server]] = []
+        for deployment in deployments:
+            port = free_port()
+            parked = {
+                **deployment.env,
+                **pools,
+                "ORDERDESK_RELAY_INTERVAL_SECONDS": str(PARKED_RELAY_SECONDS),
+            }
+            command = deployment.version.serve(port, workers)
+            name = "orderdesk" if deployment is after else f"orderdesk-{deployment.version.name}"
+            server = stack.enter_context(
+                serving(name, command, parked, workdir, workers, port, deployment.database)
+            )
+            served.append((deployment, server))
+        raw_port = free_port()
+        raw_cmd = [str(PYTHON), str(RAW_APP), "--port", str(raw_port), "--workers", str(workers)]
+        raw = stack.enter_context(
+            serving("raw", raw_cmd, raw_env, workdir, workers, raw_port, after.database)
         )
-        raw = stack.enter_context(serving("raw", raw_cmd, env, workdir, workers, raw_port))
-        od.wait_ready("/health/ready")
-        fixture = seed(od.base_url, admin_email, admin_password)
+        old_raw: Server | None = None
+        if before_raw:
+            old_app = deployments[-1].version.tree / "bench" / "raw_app.py"
+            if not old_app.exists():
+                raise SystemExit(f"--before-raw: {old_app} does not exist")
+            old_port = free_port()
+            old_cmd = [
+                str(PYTHON),
+                str(old_app),
+                "--port",
+                str(old_port),
+                "--workers",
+                str(workers),
+            ]
+            old_raw = stack.enter_context(
+                serving("raw-before", old_cmd, raw_env, workdir, workers, old_port, after.database)
+            )
+        fixtures: dict[str, Fixture] = {}
+        for deployment, server in served:
+            server.wait_ready("/health/ready")
+            fixtures[deployment.version.name] = seed(
+                server.base_url, deployment.admin_email, deployment.admin_password
+            )
+        fixture = fixtures["after"]
         order_path = f"{ORDER_PATH}/{fixture.order_id}"
         auth = {"Authorization": f"Bearer {fixture.token}"}
+        nojwt = {"X-User-Id": fixture.user_id, "X-Token-Version": str(fixture.token_version)}
         raw.wait_ready(order_path, auth)
         _check_same_body(raw.base_url + order_path, auth, fixture.expected_order)
-        _check_same_body(
-            f"{raw.base_url}/nojwt{order_path}",
-            {"X-User-Id": fixture.user_id},
-            fixture.expected_order,
-        )
-        scenarios: list[tuple[str, Server, str, dict[str, str]]] = [
-            ("orderdesk read", od, order_path, read_env(fixture)),
-            ("raw read (jwt)", raw, order_path, read_env(fixture)),
-        ]
+        _check_same_body(raw.base_url + "/two" + order_path, auth, fixture.expected_order)
+        _check_same_body(raw.base_url + "/tx" + order_path, auth, fixture.expected_order)
+        _check_same_body(raw.base_url + "/nojwt" + order_path, nojwt, fixture.expected_order)
+        if old_raw:
+            old_raw.wait_ready(order_path, auth)
+            _check_same_body(old_raw.base_url + order_path, auth, fixture.expected_order)
+
+        # (name, version, server, path, wrk env); reads first, creates last, so the
+        # orders they add cannot slow the reads (within a round).
+        scenarios: list[tuple[str, str, Server, str, dict[str, str]]] = []
+        for deployment, server in served:
+            mine = fixtures[deployment.version.name]
+            scenarios.append(
+                (
+                    "orderdesk read",
+                    deployment.version.name,
+                    server,
+                    f"{ORDER_PATH}/{mine.order_id}",
+                    read_env(mine),
+                )
+            )
+        scenarios.append(("raw read (jwt)", "", raw, order_path, read_env(fixture)))
+        if old_raw:
+            scenarios.append((OLD_RAW, "", old_raw, order_path, read_env(fixture)))
         if variants:  # once, to keep the whole run short
-            nojwt = {"BENCH_METHOD": "GET", "BENCH_USER_ID": fixture.user_id}
-            scenarios.append(("raw read (no jwt)", raw, "/nojwt" + order_path, nojwt))
-            scenarios.append(("raw read (jwt, in tx)", raw, "/tx" + order_path, read_env(fixture)))
-        # Last, so the orders they add cannot slow the reads above.
-        scenarios.append(("orderdesk create (hot)", od, ORDER_PATH, create_env(fixture)))
-        scenarios.append(
-            ("orderdesk create (spread)", od, ORDER_PATH, create_env(fixture, spread=True))
-        )
+            nojwt_env = {
+                "BENCH_METHOD": "GET",
+                "BENCH_USER_ID": fixture.user_id,
+                "BENCH_TOKEN_VERSION": str(fixture.token_version),
+            }
+            scenarios.append(("raw read (no jwt)", "", raw, "/nojwt" + order_path, nojwt_env))
+            scenarios.append(
+                ("raw read (jwt, 2 statements)", "", raw, "/two" + order_path, read_env(fixture))
+            )
+            scenarios.append(
+                ("raw read (jwt, in tx)", "", raw, "/tx" + order_path, read_env(fixture))
+            )
+        for name, spread in (
+            ("orderdesk create (hot)", False),
+            ("orderdesk create (spread)", True),
+        ):
+            for deployment, server in served:
+                mine = fixtures[deployment.version.name]
+                env = create_env(mine, spread=spread)
+                scenarios.append((name, deployment.version.name, server, ORDER_PATH, env))
         runs = [
-            (Measurement(name, server.name, workers, server.base_url + path), server, wrk_env)
-            for name, server, path, wrk_env in scenarios
+            (
+                Measurement(name, server.name, workers, server.base_url + path, version, pool_size),
+                server,
+                wrk_env,
+            )
+            for name, version, server, path, wrk_env in scenarios
         ]
         for measurement, server, wrk_env in runs:
             warm_up(load, measurement, server, wrk_env)
@@ -677,28 +1032,30 @@ def http_phase(
     return measurements
 
 
-def measure_drain(env: dict[str, str], workdir: Path, load: Load) -> Drain:
+def measure_drain(deployment: Deployment, workdir: Path, load: Load) -> Drain:
     """Start `orderdesk serve` with its relay running on the database the create runs
     filled, and watch it for DRAIN_SECONDS: events done, and CPU per event."""
     drain = Drain()
     port = free_port()
-    command = [str(ORDERDESK), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with serving("orderdesk-relay", command, env, workdir, 1, port) as server:
+    command = deployment.version.serve(port)
+    database = deployment.database
+    env = deployment.env
+    with serving("orderdesk-relay", command, env, workdir, 1, port, database) as server:
         server.wait_ready("/health/ready")
         try:
-            before = asyncio.run(_outbox_counts(load))
+            before = asyncio.run(_outbox_counts(load.admin_url, database))
         except asyncpg.PostgresError as exc:  # the outbox's shape changed
             drain.note = f"outbox not measured: {exc}"
             return drain
         app_pids = server.pids()
-        db_pids = asyncio.run(_backend_pids(load.admin_url, load.database))
+        db_pids = asyncio.run(_backend_pids(load.admin_url, database))
         app_before, db_before = cpu_seconds(app_pids), cpu_seconds(db_pids)
         started = time.monotonic()
         time.sleep(DRAIN_SECONDS)
-        after = asyncio.run(_outbox_counts(load))
+        after = asyncio.run(_outbox_counts(load.admin_url, database))
         drain.seconds = time.monotonic() - started
         app_cpu = cpu_delta(app_before, cpu_seconds(app_pids))
-        db_pids = asyncio.run(_backend_pids(load.admin_url, load.database))
+        db_pids = asyncio.run(_backend_pids(load.admin_url, database))
         db_cpu = cpu_delta(db_before, cpu_seconds(db_pids))
     drain.events_done = after["done"] - before["done"]
     drain.backlog_at_start = before["open"]
@@ -717,8 +1074,8 @@ def measure_drain(env: dict[str, str], workdir: Path, load: Load) -> Drain:
     return drain
 
 
-async def _outbox_counts(load: Load) -> dict[str, int]:
-    connection = await asyncpg.connect(db_dsn(load.admin_url, load.database))
+async def _outbox_counts(admin_url: str, database: str) -> dict[str, int]:
+    connection = await asyncpg.connect(db_dsn(admin_url, database))
     try:
         row = await connection.fetchrow(
             "SELECT count(*) FILTER (WHERE status = 'done') AS done,"
@@ -739,6 +1096,22 @@ def _check_same_body(url: str, headers: dict[str, str], expected: dict[str, Any]
         raise SystemExit(f"raw app's body differs from orderdesk's:\n{body}\n{expected}")
 
 
+def _print_comparison(
+    after: dict[str, dict[str, float]],
+    before: dict[str, dict[str, float]],
+    label: str,
+) -> None:
+    print(f"\n{'ratio':<58} {'w':>1} {'before':>7} {'after':>7} {'after/before':>12}")
+    print(f"{'(before = ' + label + ', after = working tree)':<58}")
+    for group, values in after.items():
+        workers = group.removeprefix("workers=")
+        for name, value in values.items():
+            old = before.get(group, {}).get(name)
+            quotient = f"{value / old:12.3f}" if old else f"{'':>12}"
+            shown = f"{old:7.3f}" if old is not None else f"{'':>7}"
+            print(f"{name:<58} {workers:>1} {shown} {value:7.3f} {quotient}")
+
+
 def report(
     started_at: datetime,
     info: dict[str, Any],
@@ -748,18 +1121,28 @@ def report(
     imports: list[ImportTiming],
 ) -> None:
     found = ratios(measurements)
+    before = ratios(measurements, "before") if args.before_ref else {}
+    speedup = raw_speedup(measurements)
     print()
     if measurements:
         print(HEADER)
         for m in measurements:
             print(_row(m))
         print()
-        for group, values in found.items():
-            for name, value in values.items():
-                print(f"{group:<10} {name:<56} {value:6.3f}")
+        if before:
+            _print_comparison(found, before, info["versions"]["before"]["label"])
+        else:
+            for group, values in found.items():
+                for name, value in values.items():
+                    print(f"{group:<10} {name:<56} {value:6.3f}")
+        for name, value in speedup.items():
+            print(f"{name:<69} {value:6.3f}")
         for m in measurements:
             if m.failed:
-                print(f"WARNING: {m.name} (workers={m.workers}) had {m.errors}: not comparable")
+                print(
+                    f"WARNING: {m.name} ({m.version or 'raw'}, workers={m.workers}) had"
+                    f" {m.errors}: not comparable"
+                )
     for drain in drains:
         print(
             f"outbox drain (in-process relay): {drain.events_per_second:.0f} events/s, "
@@ -783,9 +1166,13 @@ def report(
                 "rounds": args.rounds,
                 "connections": args.connections,
                 "wrk_threads": args.threads,
+                "before_ref": args.before_ref,
             },
             "measurements": [m.summary() for m in measurements],
             "ratios": found,
+            "before_ratios": before,
+            "after_over_before": after_over_before(found, before) if before else {},
+            "raw_speedup": speedup,
             "outbox_drain": [
                 {
                     **asdict(d),

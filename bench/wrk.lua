@@ -5,6 +5,7 @@
 --   BENCH_BODY          request body (POST)
 --   BENCH_TOKEN         bearer token for the Authorization header
 --   BENCH_USER_ID       sent as X-User-Id (the raw app's no-JWT route)
+--   BENCH_TOKEN_VERSION sent as X-Token-Version (the same route)
 --   BENCH_KEY_PREFIX    when set, every request carries
 --                       Idempotency-Key: <prefix>-<thread>-<counter>
 --   BENCH_PRODUCTS      comma-separated product ids: each POST body is built
@@ -14,6 +15,7 @@ local method = os.getenv("BENCH_METHOD") or "GET"
 local body = os.getenv("BENCH_BODY")
 local token = os.getenv("BENCH_TOKEN")
 local user_id = os.getenv("BENCH_USER_ID")
+local token_version = os.getenv("BENCH_TOKEN_VERSION")
 local key_prefix = os.getenv("BENCH_KEY_PREFIX")
 local products = {}
 for id in string.gmatch(os.getenv("BENCH_PRODUCTS") or "", "[^,]+") do
@@ -26,6 +28,9 @@ if token and token ~= "" then
 end
 if user_id and user_id ~= "" then
   base_headers["X-User-Id"] = user_id
+end
+if token_version and token_version ~= "" then
+  base_headers["X-Token-Version"] = token_version
 end
 if (body and body ~= "") or #products > 0 then
   base_headers["Content-Type"] = "application/json"
