@@ -233,3 +233,26 @@ async def test_an_event_for_an_unknown_handler_fails_with_the_reason(
     assert stored.attempts == 1
     assert stored.last_error is not None
     assert "test.no-such-handler" in stored.last_error
+
+
+async def test_an_event_whose_topic_its_handler_does_not_take_fails_with_the_reason(
+    container: Container,
+) -> None:
+    now = datetime.now(UTC)
+    event = OutboxEvent(
+        topic="test.other",
+        handler="test.single",
+        payload={"token": token()},
+        available_at=now,
+        created_at=now,
+    )
+    async with unit_of_work(container.database) as uow:
+        uow.session.add(event)
+
+    await drain_outbox(container)
+
+    stored = await stored_event(container, event.id)
+    assert stored.status is EventStatus.PENDING
+    assert stored.attempts == 1
+    assert stored.last_error is not None
+    assert "test.other" in stored.last_error
