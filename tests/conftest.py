@@ -34,6 +34,7 @@ from orderdesk.core.database import Database, create_engine
 from orderdesk.core.settings import Environment, Settings
 from orderdesk.notifications.mailer import LogMailer
 from orderdesk.outbox import service as outbox_service
+from tests.fakes import handler_table, mailer, production_handlers  # noqa: F401 - fixtures
 from tests.helpers import OneConnectionDatabase
 from tests.services import POSTGRES_ADMIN_URL, unavailable
 

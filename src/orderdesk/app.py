@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from orderdesk import __version__
 from orderdesk.auth.api import router as auth_router
-from orderdesk.bootstrap import build_container
+from orderdesk.bootstrap import PERIODIC_JOBS, build_container
 from orderdesk.catalog.api import router as catalog_router
 from orderdesk.container import Container
 from orderdesk.core.collector import freeze_startup_objects
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = container is None
         app.state.container = container or build_container(settings)
-        background = Background.for_api(app.state.container)
+        background = Background.for_api(app.state.container, periodic_jobs=PERIODIC_JOBS)
         background.start()
         freeze_startup_objects()
         try:

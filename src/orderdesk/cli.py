@@ -27,7 +27,7 @@ migrate_app = typer.Typer(
     help="Apply, revert or inspect database migrations.", no_args_is_help=True
 )
 app.add_typer(migrate_app, name="migrate")
-events_app = typer.Typer(help="Inspect and retry background events.", no_args_is_help=True)
+events_app = typer.Typer(help="Inspect and retry outbox events.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 console = Console()
 DEMO_ADMIN_EMAIL = "admin@example.com"
@@ -91,7 +91,7 @@ def _broker_settings() -> Settings:
     if not settings.broker_url:
         console.print(
             "[red]ORDERDESK_BROKER_URL is not set[/red]: without a broker, `orderdesk serve` "
-            "runs background jobs itself."
+            "runs the outbox (relay, handlers, periodic jobs) itself."
         )
         raise typer.Exit(code=2)
     return settings
@@ -102,7 +102,7 @@ def worker(
     concurrency: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
     pool: Annotated[str, typer.Option(help="Celery pool: prefork or solo.")] = "prefork",
 ) -> None:
-    """Run a Celery worker for background events, plus the outbox relay."""
+    """Run a Celery worker for outbox events, plus the outbox relay."""
     from orderdesk.outbox.relay_thread import RelayThread
     from orderdesk.outbox.worker import make_celery
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Update, update
+from sqlalchemy import Update, delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -87,6 +87,15 @@ async def expire_unused_tokens(
         .values(used_at=now)
     )
     await session.exec(statement)
+
+
+async def purge_expired_tokens(session: AsyncSession, *, now: datetime) -> int:
+    """Delete refresh and single-use tokens past their expiry; how many."""
+    purged = 0
+    for model in (RefreshToken, OneTimeToken):
+        result = await session.exec(delete(model).where(col(model.expires_at) < now))
+        purged += int(result.rowcount)
+    return purged
 
 
 async def _changed_one(session: AsyncSession, statement: Update) -> bool:

@@ -29,7 +29,7 @@ from orderdesk.container import Container
 from orderdesk.core import audit
 from orderdesk.core.ids import new_id
 from orderdesk.core.uow import UnitOfWork
-from orderdesk.outbox import models as outbox
+from orderdesk.outbox import service as outbox
 from orderdesk.outbox.events import (
     EmailVerificationRequested,
     PasswordResetRequested,
@@ -288,6 +288,12 @@ async def new_one_time_token(
     )
     await uow.flush()
     return token
+
+
+async def purge_expired_tokens(uow: UnitOfWork) -> int:
+    """Expired refresh and single-use tokens are of no use to anyone: a periodic job
+    deletes them. Returns how many."""
+    return await token_repository.purge_expired_tokens(uow.session, now=uow.now())
 
 
 async def _consume(uow: UnitOfWork, token: str, *, purpose: TokenPurpose) -> OneTimeToken:

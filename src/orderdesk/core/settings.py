@@ -10,7 +10,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orderdesk.core import secret_key as secret_keys
@@ -22,6 +29,12 @@ ARGON2_MIN_MEMORY_KIB = 19 * 1024
 ARGON2_MIN_TIME_COST = 2
 
 
+def _renamed(name: str, old: str) -> AliasChoices:
+    """A setting read from `ORDERDESK_<NAME>`, or else from its deprecated
+    `ORDERDESK_<OLD>`; `Settings(name=...)` works too (`populate_by_name`)."""
+    return AliasChoices(f"orderdesk_{name}", f"orderdesk_{old}")
+
+
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
@@ -30,7 +43,11 @@ class Environment(StrEnum):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="ORDERDESK_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="ORDERDESK_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
     )
 
     env: Environment = Environment.DEVELOPMENT
@@ -94,11 +111,27 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     import_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 
-    job_max_attempts: int = Field(default=8, ge=1)
-    job_lease_seconds: int = Field(default=60, ge=1)
-    job_backoff_base_seconds: float = Field(default=2.0, gt=0)
-    job_backoff_max_seconds: float = Field(default=600.0, gt=0)
-    job_concurrency: int = Field(default=8, ge=1)
+    # The outbox's settings. Until this release they were named ORDERDESK_JOB_*;
+    # those names are still read (deprecated aliases, docs/configuration.md).
+    event_max_attempts: int = Field(
+        default=8, ge=1, validation_alias=_renamed("event_max_attempts", "job_max_attempts")
+    )
+    event_lease_seconds: int = Field(
+        default=60, ge=1, validation_alias=_renamed("event_lease_seconds", "job_lease_seconds")
+    )
+    event_backoff_base_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        validation_alias=_renamed("event_backoff_base_seconds", "job_backoff_base_seconds"),
+    )
+    event_backoff_max_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        validation_alias=_renamed("event_backoff_max_seconds", "job_backoff_max_seconds"),
+    )
+    handler_concurrency: int = Field(
+        default=8, ge=1, validation_alias=_renamed("handler_concurrency", "job_concurrency")
+    )
     relay_batch_size: int = Field(default=100, ge=1)
     relay_interval_seconds: float = Field(default=0.5, gt=0)
     relay_max_in_flight: int = Field(default=32, ge=1)

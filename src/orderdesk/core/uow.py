@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orderdesk.core import repository as core_repository
 from orderdesk.core.clock import Clock, SystemClock
 from orderdesk.core.database import Database
 from orderdesk.core.errors import ConcurrentUpdate, DomainError
@@ -60,7 +61,7 @@ class UnitOfWork:
             raise ConcurrentUpdate() from exc
         staged, self._staged = self._staged, {}
         for table, rows in staged.items():
-            await self.session.exec(sa.insert(table), params=rows)
+            await core_repository.insert_rows(self.session, table, rows)
 
     async def commit(self) -> None:
         await self.flush()

@@ -31,7 +31,7 @@ from orderdesk.orders.errors import (
 )
 from orderdesk.orders.models import Order, OrderLine, OrderStatus, can_transition
 from orderdesk.orders.schemas import OrderCreate, OrderFilter, OrderPublic
-from orderdesk.outbox import models as outbox
+from orderdesk.outbox import service as outbox
 from orderdesk.outbox.events import (
     OrderCancelled,
     OrderEvent,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from orderdesk.container import Container
 from orderdesk.outbox.runners import InProcessRunner, Loop, Pace, Runner, relay_loop
-from orderdesk.outbox.scheduler import PERIODIC_JOBS, PeriodicJob
+from orderdesk.outbox.scheduler import PeriodicJob, run_job
 
 
 @dataclass
@@ -15,9 +16,10 @@ class Background:
     loops: list[Loop] = field(default_factory=list)
 
     @classmethod
-    def for_api(cls, c: Container) -> Background:
-        """No broker: relay, handlers and the scheduler all run here (MVP tier).
-        With a broker: the relay runs here and hands events to Celery workers."""
+    def for_api(cls, c: Container, *, periodic_jobs: Sequence[PeriodicJob]) -> Background:
+        """No broker: relay, handlers and the scheduler (`periodic_jobs`) all run here
+        (MVP tier). With a broker: the relay runs here and hands events to Celery
+        workers, and beat runs the periodic jobs."""
         runner: Runner
         if c.settings.broker_url:
             from orderdesk.outbox.worker import CeleryRunner, make_celery
@@ -28,7 +30,7 @@ class Background:
             runner = InProcessRunner(c)
             loops = [relay_loop(c, runner)]
             if c.settings.run_scheduler:
-                loops += [_periodic_loop(c, job) for job in PERIODIC_JOBS]
+                loops += [_periodic_loop(c, job) for job in periodic_jobs]
         return cls(runner=runner, loops=loops)
 
     def start(self) -> None:
@@ -43,7 +45,7 @@ class Background:
 
 def _periodic_loop(c: Container, job: PeriodicJob) -> Loop:
     async def step() -> Pace:
-        await job.run(c)
+        await run_job(c, job)
         return Pace.IDLE  # run once per period, whatever it found
 
     return Loop(job.name, step, job.every.total_seconds())

@@ -1,4 +1,5 @@
-"""Queries over the outbox: claiming batches, settling events, the dead-letter list."""
+"""Every query over the outbox's tables: staging new rows, claiming batches,
+starting and settling events, effect keys, the dead-letter list and purges."""
 
 from __future__ import annotations
 
@@ -14,7 +15,37 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orderdesk.core.ids import new_id
+from orderdesk.core.uow import UnitOfWork
 from orderdesk.outbox.models import EventStatus, HandledEffect, OutboxEvent
+
+_events = OutboxEvent.__table__  # type: ignore[attr-defined]
+
+
+def stage_events(
+    uow: UnitOfWork, *, topic: str, handlers: Sequence[str], payload: dict[str, Any]
+) -> None:
+    """Queue one pending row per handler, written with the unit of work's next flush
+    (one multi-row INSERT, no ORM object per row)."""
+    now = uow.now()
+    for handler in handlers:
+        uow.stage(
+            _events,
+            {
+                "id": new_id(),
+                "topic": topic,
+                "handler": handler,
+                "payload": payload,
+                "status": EventStatus.PENDING,
+                "attempts": 0,
+                "available_at": now,
+                "lease_expires_at": None,
+                "last_error": None,
+                "request_id": uow.request_id,
+                "created_at": now,
+                "completed_at": None,
+            },
+        )
 
 
 async def claim_batch(
@@ -121,6 +152,22 @@ async def start(
         attempts=attempts,
         request_id=request_id,
     )
+
+
+_MARK_DONE = (
+    sa.update(_events)
+    .where(_events.c.id == sa.bindparam("event_id"), _events.c.status != EventStatus.DONE)
+    .values(
+        status=EventStatus.DONE,
+        completed_at=sa.bindparam("now"),
+        lease_expires_at=None,
+        last_error=None,
+    )
+)
+
+
+async def mark_done(session: AsyncSession, event_id: UUID, *, now: datetime) -> None:
+    await session.exec(_MARK_DONE, params={"event_id": event_id, "now": now})
 
 
 async def get(session: AsyncSession, event_id: UUID) -> OutboxEvent | None:

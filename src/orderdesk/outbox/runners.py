@@ -18,7 +18,7 @@ import structlog
 from orderdesk.container import Container
 from orderdesk.outbox import service as outbox_service
 
-log = structlog.get_logger("orderdesk.jobs")
+log = structlog.get_logger("orderdesk.outbox")
 
 
 class Runner(Protocol):
@@ -48,7 +48,7 @@ class InProcessRunner:
 
     def __init__(self, c: Container) -> None:
         self._c = c
-        self._concurrency = c.settings.job_concurrency
+        self._concurrency = c.settings.handler_concurrency
         self._slots = asyncio.Semaphore(self._concurrency)
         self._tasks: set[asyncio.Task[bool]] = set()
         # Set once half the capacity is free again: the relay, waiting on it when the

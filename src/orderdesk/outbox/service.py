@@ -1,12 +1,17 @@
-"""Running outbox events: the relay that leases due events to a runner, and the
-execution of one event with retries, backoff and a dead-letter state."""
+"""The outbox's use cases: `emit` (in the emitter's transaction), `finish` (in a
+handler's), the relay that leases due events to a runner, the execution of one
+event with retries, backoff and a dead-letter state, and the dead-letter admin.
+
+`emit` fans an event out to one row per handler in the installed table
+(`orderdesk.outbox.wiring`), so each consumer (an e-mail, a webhook fan-out)
+succeeds, retries and dead-letters on its own."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import structlog
@@ -16,10 +21,12 @@ from orderdesk.core.errors import Conflict, NotFound
 from orderdesk.core.pagination import Page, decode_id_cursor, page_by_id
 from orderdesk.core.uow import UnitOfWork, unit_of_work
 from orderdesk.outbox import repository as outbox_repository
-from orderdesk.outbox.models import EventContext, EventStatus, handler_named, mark_done
+from orderdesk.outbox.events import Event
+from orderdesk.outbox.models import EventStatus
 from orderdesk.outbox.schemas import EventPublic
+from orderdesk.outbox.wiring import EventContext, installed
 
-log = structlog.get_logger("orderdesk.jobs")
+log = structlog.get_logger("orderdesk.outbox")
 Dispatch = Callable[[list[UUID]], Awaitable[None]]
 
 
@@ -31,6 +38,22 @@ class EventNotFound(NotFound):
 class EventNotFailed(Conflict):
     code = "event_not_failed"
     title = "Only dead-lettered events can be retried"
+
+
+def emit(uow: UnitOfWork, event: Event) -> int:
+    """Record `event` for every handler of its type, in the caller's transaction;
+    how many rows that is."""
+    names = [consumer.name for consumer in installed().consumers_of(type(event))]
+    outbox_repository.stage_events(uow, topic=event.topic, handlers=names, payload=event.payload())
+    return len(names)
+
+
+async def finish(uow: UnitOfWork, ctx: EventContext, *, now: datetime) -> None:
+    """Mark the handler's event done in the handler's own unit of work, with the
+    record of its effect: both commit together or neither does, and the runner has
+    no transaction of its own left to run for the event."""
+    await outbox_repository.mark_done(uow.session, ctx.event_id, now=now)
+    ctx.finished = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +88,7 @@ async def relay(
             await outbox_repository.claim_batch(
                 uow.session,
                 now=now,
-                lease=timedelta(seconds=c.settings.job_lease_seconds),
+                lease=timedelta(seconds=c.settings.event_lease_seconds),
                 limit=room,
             )
             if room
@@ -99,7 +122,7 @@ async def run_event(c: Container, event_id: UUID) -> bool:
                 uow.session,
                 event_id,
                 now=uow.now(),
-                lease=timedelta(seconds=c.settings.job_lease_seconds),
+                lease=timedelta(seconds=c.settings.event_lease_seconds),
             )
         if started is None:
             return False  # finished meanwhile, or never leased
@@ -112,13 +135,19 @@ async def run_event(c: Container, event_id: UUID) -> bool:
         structlog.contextvars.bind_contextvars(
             request_id=context.request_id, event_id=str(event_id), handler=started.handler
         )
-        spec = handler_named(started.handler)
-        if spec is None:
+        consumer = installed().named(started.handler)
+        if consumer is None:
             raise LookupError(f"no handler named {started.handler!r}")
-        await spec.run(c, dict(started.payload), context)
+        if consumer.event_type.topic != started.topic:
+            raise LookupError(
+                f"handler {started.handler!r} takes {consumer.event_type.topic!r}, "
+                f"not {started.topic!r}"
+            )
+        event = consumer.event_type.from_payload(started.payload)
+        await consumer.run(c, event, context)
         if not context.finished:
             async with unit_of_work(c.database, clock=c.clock) as uow:
-                await mark_done(uow.session, event_id, now=uow.now())
+                await outbox_repository.mark_done(uow.session, event_id, now=uow.now())
         log.info("event_done", attempt=context.attempt)
         return True
     except Exception as exc:
@@ -136,15 +165,15 @@ async def _record_failure(c: Container, event_id: UUID, *, error: str) -> None:
             return
         event.last_error = error[:2000]
         event.lease_expires_at = None
-        if event.attempts >= c.settings.job_max_attempts:
+        if event.attempts >= c.settings.event_max_attempts:
             event.status = EventStatus.FAILED
             log.error("event_dead_lettered", event_id=str(event_id), attempts=event.attempts)
             return
         event.status = EventStatus.PENDING
         event.available_at = uow.now() + backoff(
             event.attempts,
-            base=c.settings.job_backoff_base_seconds,
-            cap=c.settings.job_backoff_max_seconds,
+            base=c.settings.event_backoff_base_seconds,
+            cap=c.settings.event_backoff_max_seconds,
         )
 
 
@@ -178,3 +207,12 @@ async def retry_event(uow: UnitOfWork, *, event_id: UUID) -> EventPublic:
     event.available_at = uow.now()
     await uow.flush()
     return EventPublic.from_event(event)
+
+
+# How long finished events are kept (for the admin list and for debugging).
+DONE_EVENT_RETENTION = timedelta(days=7)
+
+
+async def purge_done_events(uow: UnitOfWork) -> int:
+    """Delete events finished more than `DONE_EVENT_RETENTION` ago; how many."""
+    return await outbox_repository.purge_done(uow.session, before=uow.now() - DONE_EVENT_RETENTION)

@@ -21,12 +21,12 @@ from uuid import UUID
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 
-from orderdesk.bootstrap import build_container
+from orderdesk.bootstrap import PERIODIC_JOBS, build_container
 from orderdesk.container import Container
 from orderdesk.core.logging import flush_logging
 from orderdesk.core.settings import Settings, get_settings
 from orderdesk.outbox import service as outbox_service
-from orderdesk.outbox.scheduler import PERIODIC_JOBS
+from orderdesk.outbox.scheduler import job_named, run_job
 
 RUN_EVENT = "orderdesk.run_event"
 RUN_PERIODIC = "orderdesk.run_periodic"
@@ -34,7 +34,7 @@ RUN_PERIODIC = "orderdesk.run_periodic"
 
 def make_celery(settings: Settings) -> Celery:
     app = Celery("orderdesk", broker=settings.broker_url, set_as_current=True)
-    visibility = int(max(3600, 4 * settings.job_backoff_max_seconds))
+    visibility = int(max(3600, 4 * settings.event_backoff_max_seconds))
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -103,8 +103,8 @@ def _run_event_task(event_id: str) -> bool:
 
 
 def _run_periodic_task(name: str) -> int:
-    job = next(job for job in PERIODIC_JOBS if job.name == name)
-    return int(_WorkerState.run(job.run))
+    job = job_named(PERIODIC_JOBS, name)
+    return int(_WorkerState.run(lambda c: run_job(c, job)))
 
 
 # How soon a relay held back by the in-flight bound counts again: the workers free

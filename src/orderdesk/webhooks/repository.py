@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from sqlmodel import col, select
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.webhooks.models import WebhookDelivery, WebhookSubscription
@@ -52,3 +52,43 @@ async def deliveries_page(
     if after is not None:
         statement = statement.where(col(WebhookDelivery.id) > after)
     return (await session.exec(statement.order_by(col(WebhookDelivery.id)).limit(limit + 1))).all()
+
+
+# Counter updates are single atomic statements: concurrent deliveries to one
+# subscription must not lose each other's counts.
+async def reset_failures(session: AsyncSession, subscription_id: UUID) -> None:
+    table = WebhookSubscription
+    await session.exec(
+        update(table)
+        .where(col(table.id) == subscription_id, col(table.consecutive_failures) > 0)
+        .values(consecutive_failures=0, version=col(table.version) + 1)
+    )
+
+
+async def count_failure(session: AsyncSession, subscription_id: UUID) -> None:
+    table = WebhookSubscription
+    await session.exec(
+        update(table)
+        .where(col(table.id) == subscription_id)
+        .values(
+            consecutive_failures=col(table.consecutive_failures) + 1,
+            version=col(table.version) + 1,
+        )
+    )
+
+
+async def disable_if_failing(
+    session: AsyncSession, subscription_id: UUID, *, failures: int, reason: str
+) -> None:
+    """Disable the subscription if it is active and has failed `failures` times in a
+    row (checked in the statement, so it sees every concurrent count)."""
+    table = WebhookSubscription
+    await session.exec(
+        update(table)
+        .where(
+            col(table.id) == subscription_id,
+            col(table.is_active).is_(True),
+            col(table.consecutive_failures) >= failures,
+        )
+        .values(is_active=False, disabled_reason=reason, version=col(table.version) + 1)
+    )

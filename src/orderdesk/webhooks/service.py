@@ -1,7 +1,8 @@
-"""Managing webhook subscriptions (admins)."""
+"""Managing webhook subscriptions (admins), and the rules of outbound delivery."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from uuid import UUID
 
@@ -12,13 +13,23 @@ from orderdesk.core import audit
 from orderdesk.core.errors import NotFound
 from orderdesk.core.pagination import Page, decode_id_cursor, page_by_id
 from orderdesk.core.uow import UnitOfWork
+from orderdesk.orders import service as order_service
+from orderdesk.outbox import service as outbox_service
+from orderdesk.outbox.events import WebhookDeliveryRequested
 from orderdesk.webhooks import repository as webhook_repository
-from orderdesk.webhooks.models import WebhookSubscription
+from orderdesk.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 from orderdesk.webhooks.schemas import (
     DeliveryPublic,
     SubscriptionCreate,
     SubscriptionCreated,
     SubscriptionPublic,
+)
+from orderdesk.webhooks.signing import (
+    EVENT_ID_HEADER,
+    EVENT_TYPE_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    sign,
 )
 from orderdesk.webhooks.targets import check_target
 
@@ -102,3 +113,93 @@ async def _load(session: AsyncSession, subscription_id: UUID) -> WebhookSubscrip
     if sub is None:
         raise SubscriptionNotFound()
     return sub
+
+
+# Outbound delivery: the fan-out of a domain event into deliveries, what a delivery
+# sends, and how its outcome counts against the subscription. The HTTP call itself
+# is in `webhooks.handlers`.
+
+
+async def fan_out(uow: UnitOfWork, *, event_id: UUID, topic: str, order_id: UUID) -> int:
+    """One delivery row per active subscription to `topic`, each with an outbox event
+    to send it, in the caller's transaction; how many it made. A redelivered fan-out
+    finds its deliveries (unique per subscription and event) and makes none."""
+    subscriptions = await webhook_repository.active_for_topic(uow.session, topic)
+    if not subscriptions:
+        return 0
+    order = await order_service.order_snapshot(uow.session, order_id)
+    body = {
+        "id": str(event_id),
+        "type": topic,
+        "created_at": uow.now().isoformat(),
+        "data": {"order": order},
+    }
+    made = 0
+    for sub in subscriptions:
+        if await webhook_repository.delivery_exists(uow.session, sub.id, event_id):
+            continue
+        delivery = WebhookDelivery(
+            subscription_id=sub.id,
+            event_id=event_id,
+            topic=topic,
+            payload=body,
+            created_at=uow.now(),
+        )
+        uow.session.add(delivery)
+        outbox_service.emit(uow, WebhookDeliveryRequested(delivery_id=delivery.id))
+        made += 1
+    return made
+
+
+def signed_request(
+    sub: WebhookSubscription, delivery: WebhookDelivery, *, timestamp: int
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a delivery: compact JSON, signed over the timestamp
+    and the exact bytes sent."""
+    body = json.dumps(delivery.payload, separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "orderdesk-webhooks/1",
+        EVENT_ID_HEADER: str(delivery.event_id),
+        EVENT_TYPE_HEADER: delivery.topic,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: sign(sub.secret, timestamp, body),
+    }
+    return body, headers
+
+
+def status_after_failure(*, attempt: int, max_attempts: int) -> DeliveryStatus:
+    """A failed send stays pending (the outbox retries it) until its last attempt."""
+    return DeliveryStatus.FAILED if attempt >= max_attempts else DeliveryStatus.PENDING
+
+
+async def settle_delivery(
+    uow: UnitOfWork,
+    delivery_id: UUID,
+    *,
+    status: DeliveryStatus,
+    disable_after: int,
+    code: int | None = None,
+    error: str | None = None,
+) -> None:
+    """Record an attempt's outcome. A success resets the subscription's run of
+    failures; a final failure extends it, and `disable_after` failures in a row
+    disable the subscription."""
+    delivery = await webhook_repository.get_delivery(uow.session, delivery_id)
+    if delivery is None:
+        return
+    delivery.attempts += 1
+    delivery.status = status
+    delivery.last_status_code = code
+    delivery.last_error = error
+    if status is DeliveryStatus.SUCCEEDED:
+        delivery.delivered_at = uow.now()
+        await webhook_repository.reset_failures(uow.session, delivery.subscription_id)
+    elif status is DeliveryStatus.FAILED:
+        await webhook_repository.count_failure(uow.session, delivery.subscription_id)
+        await webhook_repository.disable_if_failing(
+            uow.session,
+            delivery.subscription_id,
+            failures=disable_after,
+            reason=f"disabled after {disable_after} failed deliveries in a row",
+        )

@@ -14,6 +14,7 @@ from sqlmodel import SQLModel, col, select
 
 from orderdesk.auth.models import OneTimeToken, RefreshToken, TokenPurpose
 from orderdesk.auth.permissions import Role
+from orderdesk.bootstrap import PERIODIC_JOBS
 from orderdesk.catalog import service as catalog_service
 from orderdesk.catalog.models import Product
 from orderdesk.catalog.schemas import ProductCreate
@@ -25,11 +26,8 @@ from orderdesk.orders import service as order_service
 from orderdesk.orders.models import Order, OrderStatus
 from orderdesk.orders.schemas import OrderCreate
 from orderdesk.outbox.models import EventStatus, OutboxEvent
-from orderdesk.outbox.scheduler import (
-    DONE_EVENT_RETENTION,
-    expire_unpaid_orders,
-    purge_expired_records,
-)
+from orderdesk.outbox.scheduler import job_named, run_job
+from orderdesk.outbox.service import DONE_EVENT_RETENTION
 from orderdesk.users.models import User
 from tests.integration.support import create_account
 
@@ -37,6 +35,15 @@ MINUTE = timedelta(minutes=1)
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+
+async def expire_unpaid_orders(c: Container) -> int:
+    """The scheduled job, run as the scheduler and beat run it."""
+    return await run_job(c, job_named(PERIODIC_JOBS, "expire-unpaid-orders"))
+
+
+async def purge_expired_records(c: Container) -> int:
+    return await run_job(c, job_named(PERIODIC_JOBS, "purge-expired-records"))
 
 
 async def a_product(c: Container, *, stock: int) -> UUID:

@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -33,43 +32,7 @@ from tests.conftest import (
     make_settings,
 )
 from tests.helpers import STRONG_PASSWORD, bearer, sign_in, signed_up, unique_email
-
-
-@dataclass
-class Receiver:
-    """A minimal HTTP/1.1 server that records requests and answers with the next
-    status in `script` (200 once the script runs out)."""
-
-    script: list[int] = field(default_factory=list)
-    received: list[dict[str, Any]] = field(default_factory=list)
-    port: int = 0
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:] if h)}
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-        self.received.append({"headers": headers, "body": body})
-        status = self.script.pop(0) if self.script else 200
-        writer.write(
-            f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
-        )
-        await writer.drain()
-        writer.close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks"
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
-    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
-    receiver.port = server.sockets[0].getsockname()[1]
-    yield receiver
-    server.close()
-    await server.wait_closed()
+from tests.servers import Receiver
 
 
 @pytest.fixture
@@ -77,9 +40,9 @@ def webhook_settings(migrated_url: str) -> Settings:
     return make_settings(
         migrated_url,
         webhook_allow_private_targets=True,
-        job_max_attempts=3,
-        job_backoff_base_seconds=0.01,
-        job_backoff_max_seconds=0.02,
+        event_max_attempts=3,
+        event_backoff_base_seconds=0.01,
+        event_backoff_max_seconds=0.02,
         webhook_disable_after=1,
     )
 

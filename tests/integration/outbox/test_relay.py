@@ -23,34 +23,48 @@ from orderdesk.bootstrap import build_container
 from orderdesk.container import Container
 from orderdesk.core.uow import unit_of_work
 from orderdesk.outbox import service as outbox_service
-from orderdesk.outbox.models import EventContext, EventStatus, OutboxEvent, emit, handles
+from orderdesk.outbox.events import Event
+from orderdesk.outbox.models import EventStatus, OutboxEvent
 from orderdesk.outbox.runners import InProcessRunner, relay_loop
+from orderdesk.outbox.wiring import EventContext
 from orderdesk.outbox.worker import RUN_EVENT, CeleryRunner
 from tests.conftest import DatabaseFactory, make_settings
+from tests.fakes import InstallHandlers, ManualClock
 
-BLOCKING_TOPIC = "test.relay.blocking"
-QUEUED_TOPIC = "test.relay.queued"
 GATES: dict[str, asyncio.Event] = {}
 STARTED: list[str] = []  # "<gate>:<n>" per handler start
 
 
-@handles(BLOCKING_TOPIC, name="test.relay.blocking")
-async def waits_for_its_gate(c: Container, payload: dict[str, Any], ctx: EventContext) -> None:
-    STARTED.append(f"{payload['gate']}:{payload['n']}")
-    await GATES[payload["gate"]].wait()
+class Blocking(Event):
+    topic = "test.relay.blocking"
+
+    gate: str
+    n: int
 
 
-@handles(QUEUED_TOPIC, name="test.relay.queued")
-async def never_runs_here(c: Container, payload: dict[str, Any], ctx: EventContext) -> None:
+class Queued(Event):
+    topic = "test.relay.queued"
+
+    n: int
+
+
+async def waits_for_its_gate(c: Container, event: Blocking, ctx: EventContext) -> None:
+    STARTED.append(f"{event.gate}:{event.n}")
+    await GATES[event.gate].wait()
+
+
+async def never_runs_here(c: Container, event: Queued, ctx: EventContext) -> None:
     raise AssertionError("the Celery tests publish events; nothing runs them")
 
 
-class ManualClock:
-    def __init__(self, start: datetime) -> None:
-        self.current = start
-
-    def now(self) -> datetime:
-        return self.current
+@pytest.fixture(autouse=True)
+def relay_handlers(handler_table: InstallHandlers) -> None:
+    handler_table(
+        {
+            Blocking: {"test.relay.blocking": waits_for_its_gate},
+            Queued: {"test.relay.queued": never_runs_here},
+        }
+    )
 
 
 class RecordingCelery:
@@ -92,10 +106,10 @@ async def new_container(
         await c.close()
 
 
-async def emit_many(c: Container, topic: str, payloads: list[dict[str, Any]]) -> None:
+async def emit_many(c: Container, events: list[Event]) -> None:
     async with unit_of_work(c.database, clock=c.clock) as uow:
-        for payload in payloads:
-            emit(uow, topic, payload)
+        for event in events:
+            outbox_service.emit(uow, event)
 
 
 async def statuses(c: Container) -> dict[UUID, EventStatus]:
@@ -129,10 +143,10 @@ async def test_a_full_in_process_runner_takes_the_next_batch_as_soon_as_it_has_r
 ) -> None:
     # Two handlers at a time, four leased at most; a relay interval far longer than
     # the test may take: only room freeing up can bring the second batch in time.
-    c = await new_container(job_concurrency=2, relay_interval_seconds=30)
+    c = await new_container(handler_concurrency=2, relay_interval_seconds=30)
     gate = uuid.uuid4().hex
     GATES[gate] = asyncio.Event()
-    await emit_many(c, BLOCKING_TOPIC, [{"gate": gate, "n": n} for n in range(8)])
+    await emit_many(c, [Blocking(gate=gate, n=n) for n in range(8)])
     rounds = 0
     relay = outbox_service.relay
 
@@ -213,7 +227,7 @@ async def test_the_celery_relay_keeps_at_most_max_in_flight_events_leased(
     new_container: Callable[..., Awaitable[Container]],
 ) -> None:
     c = await new_container(relay_max_in_flight=5, relay_batch_size=3, relay_interval_seconds=30)
-    await emit_many(c, QUEUED_TOPIC, [{"n": n} for n in range(12)])
+    await emit_many(c, [Queued(n=n) for n in range(12)])
     runner, broker = celery_runner(c)
     loop = relay_loop(c, runner)
     loop.start()
@@ -253,7 +267,7 @@ async def test_relays_running_at_once_share_the_in_flight_bound(
     new_container: Callable[..., Awaitable[Container]],
 ) -> None:
     c = await new_container(relay_max_in_flight=5)
-    await emit_many(c, QUEUED_TOPIC, [{"n": n} for n in range(40)])
+    await emit_many(c, [Queued(n=n) for n in range(40)])
     published: list[UUID] = []
 
     async def dispatch(ids: list[UUID]) -> None:
@@ -272,9 +286,9 @@ async def test_events_lost_with_their_worker_are_leased_again_without_an_attempt
 ) -> None:
     clock = ManualClock(datetime.now(UTC) + timedelta(seconds=1))
     c = dataclasses.replace(
-        await new_container(relay_max_in_flight=4, job_lease_seconds=60), clock=clock
+        await new_container(relay_max_in_flight=4, event_lease_seconds=60), clock=clock
     )
-    await emit_many(c, QUEUED_TOPIC, [{"n": n} for n in range(4)])
+    await emit_many(c, [Queued(n=n) for n in range(4)])
     runner, broker = celery_runner(c)
     limit = runner.capacity()
 
