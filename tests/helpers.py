@@ -5,6 +5,10 @@ after a request, reading problem responses and paged lists, and hand-signed toke
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -248,6 +252,19 @@ def problem(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
+def assert_unauthorized(response: httpx.Response, code: str = "invalid_token") -> None:
+    """A 401 problem with a bearer challenge and `code`."""
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["code"] == code
+
+
+async def refresh(client: httpx.AsyncClient, refresh_token: str) -> httpx.Response:
+    """`POST /auth/refresh` with `refresh_token`: the raw response."""
+    return await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+
+
 def error_fields(body: dict[str, Any]) -> set[str]:
     return {error["field"] for error in body.get("errors", [])}
 
@@ -303,6 +320,27 @@ def sign_claims(claims: dict[str, Any], key: str) -> str:
     return jwt.encode(claims, key, algorithm="HS256")
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _segment(value: dict[str, Any]) -> str:
+    return _b64(json.dumps(value, separators=(",", ":")).encode())
+
+
+def hand_signed(claims: dict[str, Any], key: bytes, *, alg: str = "HS256") -> str:
+    """An HMAC-signed JWT built without PyJWT, which refuses some of the keys an
+    attacker would use (a public key's PEM text)."""
+    digest = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}[alg]
+    signing_input = f"{_segment({'alg': alg, 'typ': 'JWT'})}.{_segment(claims)}"
+    signature = hmac.new(key, signing_input.encode(), digest).digest()
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def unsigned(claims: dict[str, Any]) -> str:
+    return f"{_segment({'alg': 'none', 'typ': 'JWT'})}.{_segment(claims)}."
+
+
 # --- deprecated re-exports, removed once the last importer moves ---------------------
 # The data makers moved to tests/factories.py and the fakes to tests/fakes.py; these
 # names stay importable from here until the other branches' files are moved.
@@ -327,17 +365,21 @@ __all__ = [
     "OneConnectionDatabase",
     "access_claims",
     "all_pages",
+    "assert_unauthorized",
     "bearer",
     "drain_outbox",
     "error_fields",
+    "hand_signed",
     "live_app",
     "make_container",
     "make_settings",
     "problem",
+    "refresh",
     "register",
     "run_in_thread",
     "sign_claims",
     "sign_in",
     "signed_up",
     "unique_email",
+    "unsigned",
 ]

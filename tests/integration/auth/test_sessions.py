@@ -11,8 +11,8 @@ from orderdesk.app import create_app
 from orderdesk.auth.passwords import PasswordHasher
 from orderdesk.core.database import Database
 from orderdesk.core.settings import Settings
-from tests.conftest import make_container, make_settings
-from tests.helpers import STRONG_PASSWORD, bearer, register, sign_in
+from tests.factories import STRONG_PASSWORD, bearer, register, sign_in
+from tests.helpers import make_container, make_settings
 
 SESSION = "/api/v1/auth/session"
 SESSION_REFRESH = "/api/v1/auth/session/refresh"

@@ -19,9 +19,8 @@ from orderdesk.auth.throttle import RedisFailureCounter, SigninThrottle
 from orderdesk.container import Container
 from orderdesk.core.database import Database
 from orderdesk.core.settings import Settings
-from tests.conftest import make_container, make_settings
-from tests.helpers import STRONG_PASSWORD, register, unique_email
-from tests.integration.support import AddressedClients
+from tests.factories import STRONG_PASSWORD, register, unique_email
+from tests.helpers import AddressedClients, make_container, make_settings
 from tests.services import REDIS_URL, unavailable
 
 TOKEN = "/api/v1/auth/token"

@@ -12,8 +12,7 @@ import pytest
 
 from orderdesk.auth.tokens import InvalidToken, TokenCodec
 from orderdesk.core.settings import Settings
-from tests.conftest import TEST_SECRET, make_settings
-from tests.unit.test_tokens import hand_signed, valid_claims
+from tests.helpers import TEST_SECRET, access_claims, hand_signed, make_settings
 
 FAR_FUTURE = int(time.time()) + 3600
 BAD_CLAIMS: dict[str, dict[str, Any]] = {
@@ -60,14 +59,14 @@ def codec(settings: Settings) -> TokenCodec:
 def test_a_signed_token_with_a_mistyped_or_out_of_range_claim_is_refused(
     codec: TokenCodec, settings: Settings, case: str
 ) -> None:
-    token = hand_signed(valid_claims(settings, **BAD_CLAIMS[case]), TEST_SECRET.encode())
+    token = hand_signed(access_claims(settings, **BAD_CLAIMS[case]), TEST_SECRET.encode())
 
     with pytest.raises(InvalidToken):
         codec.decode_access_token(token)
 
 
 def test_the_largest_valid_claims_are_accepted(codec: TokenCodec, settings: Settings) -> None:
-    claims = valid_claims(settings, exp=253_402_300_799, ver=2**31 - 1, role="admin")
+    claims = access_claims(settings, exp=253_402_300_799, ver=2**31 - 1, role="admin")
 
     decoded = codec.decode_access_token(hand_signed(claims, TEST_SECRET.encode()))
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from orderdesk.app import create_app
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 

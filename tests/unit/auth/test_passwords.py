@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from orderdesk.auth.passwords import PasswordHasher, password_weakness
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 PASSWORD = "violet-harbour-engine-47"
 EMAIL = "margaret.thistlewood@example.com"

@@ -1,6 +1,6 @@
 import httpx
 
-from tests.helpers import bearer, signed_up
+from tests.factories import bearer, signed_up
 
 
 async def test_a_customer_can_register_sign_in_and_read_their_profile(

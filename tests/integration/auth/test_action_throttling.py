@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -18,18 +17,24 @@ from orderdesk.auth.throttle import ActionLimits, MemoryFailureCounter
 from orderdesk.container import Container
 from orderdesk.core.database import Database
 from orderdesk.core.settings import Settings
-from tests.conftest import MailLog, make_container, make_settings
-from tests.helpers import STRONG_PASSWORD, ManualMonotonic, bearer, sign_in, unique_email
-from tests.integration.support import AddressedClients
+from tests.factories import STRONG_PASSWORD, bearer, sign_in, unique_email
+from tests.fakes import ManualMonotonic, RecordingMailer
+from tests.helpers import AddressedClients, make_container
+from tests.integration.auth.throttling import (
+    RESEND,
+    RESEND_PER_ACCOUNT,
+    RESEND_PER_ADDRESS,
+    RESET,
+    RESET_PER_ACCOUNT,
+    RESET_PER_ADDRESS,
+    SIGNUP_PER_ADDRESS,
+    SIGNUP_PER_EMAIL,
+    WINDOW_SECONDS,
+    assert_throttled,
+    limited,
+    sign_up,
+)
 
-REGISTER = "/api/v1/auth/register"
-RESET = "/api/v1/auth/password-reset"
-RESEND = "/api/v1/auth/verify-email/resend"
-PROBLEM_JSON = "application/problem+json"
-WINDOW_SECONDS = 600
-SIGNUP_PER_ADDRESS, SIGNUP_PER_EMAIL = 3, 2
-RESET_PER_ACCOUNT, RESET_PER_ADDRESS = 2, 4
-RESEND_PER_ACCOUNT, RESEND_PER_ADDRESS = 2, 3
 HOME, ATTACKER = "10.1.0.1", "10.1.0.2"
 At = Callable[[str], httpx.AsyncClient]
 _fresh = itertools.count(1)
@@ -41,22 +46,6 @@ def fresh_address() -> str:
     return f"10.250.{n // 250}.{n % 250 + 1}"
 
 
-def limited(database_url: str, **overrides: Any) -> Settings:
-    return make_settings(
-        database_url,
-        signup_window_seconds=WINDOW_SECONDS,
-        signup_max_per_address=SIGNUP_PER_ADDRESS,
-        signup_max_per_email=SIGNUP_PER_EMAIL,
-        password_reset_window_seconds=WINDOW_SECONDS,
-        password_reset_max_per_account=RESET_PER_ACCOUNT,
-        password_reset_max_per_address=RESET_PER_ADDRESS,
-        verification_resend_window_seconds=WINDOW_SECONDS,
-        verification_resend_max_per_account=RESEND_PER_ACCOUNT,
-        verification_resend_max_per_address=RESEND_PER_ADDRESS,
-        **overrides,
-    )
-
-
 @pytest.fixture
 def clock() -> ManualMonotonic:
     return ManualMonotonic()
@@ -64,11 +53,15 @@ def clock() -> ManualMonotonic:
 
 @pytest.fixture
 async def limited_container(
-    settings: Settings, database: Database, hasher: PasswordHasher, clock: ManualMonotonic
+    settings: Settings,
+    database: Database,
+    hasher: PasswordHasher,
+    clock: ManualMonotonic,
+    mailer: RecordingMailer,
 ) -> AsyncIterator[Container]:
     limited_settings = limited(settings.database_url)
     container = dataclasses.replace(
-        make_container(limited_settings, database, hasher),
+        make_container(limited_settings, database, hasher, mailer=mailer),
         limits=ActionLimits.from_settings(limited_settings, MemoryFailureCounter(now=clock)),
     )
     yield container
@@ -80,20 +73,6 @@ def at(clients: AddressedClients, limited_container: Container) -> At:
     """`at(address)`: a client onto the limited app from that address."""
     app = create_app(limited_container.settings, container=limited_container)
     return lambda address: clients.at(app, address, container=limited_container)
-
-
-async def sign_up(
-    client: httpx.AsyncClient, email: str | None = None, **body: Any
-) -> httpx.Response:
-    payload = {"email": email or unique_email(), "password": STRONG_PASSWORD, "full_name": "T"}
-    return await client.post(REGISTER, json={**payload, **body})
-
-
-def assert_throttled(response: httpx.Response) -> None:
-    assert response.status_code == 429, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    assert response.json()["code"] == "too_many_requests"
-    assert 0 < int(response.headers["retry-after"]) <= WINDOW_SECONDS
 
 
 # --- sign-up ---------------------------------------------------------------------------
@@ -166,7 +145,7 @@ async def registered(at: At) -> str:
 
 
 async def test_a_reset_flood_answers_202_to_every_request_and_mails_only_the_limit(
-    at: At, mail_log: MailLog
+    at: At, mailer: RecordingMailer
 ) -> None:
     email = await registered(at)
     attacker = at(ATTACKER)
@@ -176,32 +155,34 @@ async def test_a_reset_flood_answers_202_to_every_request_and_mails_only_the_lim
     assert [response.status_code for response in responses] == [202] * 30
     assert {response.content for response in responses} == {responses[0].content}
     assert "retry-after" not in {name.lower() for r in responses for name in r.headers}
-    sent = mail_log.messages("reset_password")
-    assert [message["to"] for message in sent] == [email] * RESET_PER_ACCOUNT
+    sent = mailer.of_kind("reset_password")
+    assert [message.to for message in sent] == [email] * RESET_PER_ACCOUNT
 
 
 async def test_the_reset_limit_per_account_holds_across_addresses(
-    at: At, mail_log: MailLog
+    at: At, mailer: RecordingMailer
 ) -> None:
     email = await registered(at)
     for n in range(RESET_PER_ACCOUNT + 3):
         assert (await at(f"10.2.0.{n}").post(RESET, json={"email": email})).status_code == 202
 
-    assert len(mail_log.messages("reset_password")) == RESET_PER_ACCOUNT
+    assert len(mailer.of_kind("reset_password")) == RESET_PER_ACCOUNT
 
 
-async def test_the_reset_limit_per_address_holds_across_accounts(at: At, mail_log: MailLog) -> None:
+async def test_the_reset_limit_per_address_holds_across_accounts(
+    at: At, mailer: RecordingMailer
+) -> None:
     emails = [await registered(at) for _ in range(RESET_PER_ADDRESS + 1)]
     attacker = at(ATTACKER)
 
     statuses = [(await attacker.post(RESET, json={"email": e})).status_code for e in emails]
 
     assert statuses == [202] * len(emails)
-    assert [m["to"] for m in mail_log.messages("reset_password")] == emails[:RESET_PER_ADDRESS]
+    assert [m.to for m in mailer.of_kind("reset_password")] == emails[:RESET_PER_ADDRESS]
 
 
 async def test_unknown_emails_use_up_the_reset_allowance_like_known_ones(
-    at: At, mail_log: MailLog
+    at: At, mailer: RecordingMailer
 ) -> None:
     # Otherwise whether a flood is cut off would tell which emails have accounts.
     attacker = at(ATTACKER)
@@ -210,22 +191,22 @@ async def test_unknown_emails_use_up_the_reset_allowance_like_known_ones(
     email = await registered(at)
 
     assert (await attacker.post(RESET, json={"email": email})).status_code == 202
-    assert mail_log.messages("reset_password") == []
+    assert mailer.of_kind("reset_password") == []
 
 
 async def test_a_reset_is_mailed_again_when_the_window_closes(
-    at: At, mail_log: MailLog, clock: ManualMonotonic
+    at: At, mailer: RecordingMailer, clock: ManualMonotonic
 ) -> None:
     email = await registered(at)
     client = at(HOME)
     for _ in range(RESET_PER_ACCOUNT + 1):
         await client.post(RESET, json={"email": email})
-    assert len(mail_log.messages("reset_password")) == RESET_PER_ACCOUNT
+    assert len(mailer.of_kind("reset_password")) == RESET_PER_ACCOUNT
 
     clock.advance(WINDOW_SECONDS)
     await client.post(RESET, json={"email": email})
 
-    assert len(mail_log.messages("reset_password")) == RESET_PER_ACCOUNT + 1
+    assert len(mailer.of_kind("reset_password")) == RESET_PER_ACCOUNT + 1
 
 
 # --- verification re-send --------------------------------------------------------------
@@ -237,16 +218,16 @@ async def signed_in(at: At) -> dict[str, str]:
 
 
 async def test_resends_past_the_account_limit_get_a_429_and_mail_nothing(
-    at: At, mail_log: MailLog
+    at: At, mailer: RecordingMailer
 ) -> None:
     client = at(HOME)
     headers = await signed_in(at)
     for _ in range(RESEND_PER_ACCOUNT):
         assert (await client.post(RESEND, headers=headers)).status_code == 202
-    mailed = len(mail_log.messages("verify_email"))
+    mailed = len(mailer.of_kind("verify_email"))
 
     assert_throttled(await client.post(RESEND, headers=headers))
-    assert len(mail_log.messages("verify_email")) == mailed == 1 + RESEND_PER_ACCOUNT
+    assert len(mailer.of_kind("verify_email")) == mailed == 1 + RESEND_PER_ACCOUNT
 
 
 async def test_the_resend_account_limit_holds_across_addresses(at: At) -> None:

@@ -8,8 +8,8 @@ import pytest
 from orderdesk.auth.throttle import ActionLimits, ActionThrottle, MemoryFailureCounter
 from orderdesk.core.errors import TooManyRequests
 from orderdesk.core.settings import Settings
-from tests.conftest import TEST_SECRET, make_settings
-from tests.helpers import ManualMonotonic
+from tests.fakes import ManualMonotonic
+from tests.helpers import TEST_SECRET, make_settings
 
 TARGET = "inbox@example.com"
 HOME = "192.0.2.10"

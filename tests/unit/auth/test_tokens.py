@@ -3,10 +3,6 @@ and every claim present and current; CSRF tokens bound to one cookie session."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,8 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from orderdesk.auth import tokens as security
 from orderdesk.auth.tokens import InvalidToken, TokenCodec
 from orderdesk.core.settings import Settings
-from tests.conftest import TEST_SECRET, make_settings
-from tests.helpers import access_claims
+from tests.helpers import TEST_SECRET, access_claims, hand_signed, make_settings, unsigned
 
 # Every claim the codec must insist on; kept here rather than imported so that
 # dropping one from the source is caught.
@@ -44,27 +39,6 @@ def settings() -> Settings:
 @pytest.fixture
 def codec(settings: Settings) -> TokenCodec:
     return TokenCodec(settings)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _segment(value: dict[str, Any]) -> str:
-    return _b64(json.dumps(value, separators=(",", ":")).encode())
-
-
-def hand_signed(claims: dict[str, Any], key: bytes, *, alg: str = "HS256") -> str:
-    """An HMAC-signed JWT built without PyJWT, which refuses some of the keys an
-    attacker would use (a public key's PEM text)."""
-    digest = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}[alg]
-    signing_input = f"{_segment({'alg': alg, 'typ': 'JWT'})}.{_segment(claims)}"
-    signature = hmac.new(key, signing_input.encode(), digest).digest()
-    return f"{signing_input}.{_b64(signature)}"
-
-
-def unsigned(claims: dict[str, Any]) -> str:
-    return f"{_segment({'alg': 'none', 'typ': 'JWT'})}.{_segment(claims)}."
 
 
 def valid_claims(settings: Settings, **overrides: Any) -> dict[str, Any]:

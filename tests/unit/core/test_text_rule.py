@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 
 from orderdesk.app import create_app
 from orderdesk.core.text import TEXT_RULES, MultiLineText, SingleLineText
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 SINGLE = TypeAdapter(SingleLineText)
 MULTI = TypeAdapter(MultiLineText)

@@ -11,8 +11,8 @@ from sqlmodel import col
 from orderdesk.auth.models import OneTimeToken
 from orderdesk.auth.tokens import hash_token
 from orderdesk.container import Container
-from tests.conftest import MailLog
-from tests.helpers import STRONG_PASSWORD, bearer, register, sign_in, unique_email
+from tests.factories import STRONG_PASSWORD, bearer, register, sign_in, unique_email
+from tests.fakes import RecordingMailer
 
 VERIFY = "/api/v1/auth/verify-email"
 RESET = "/api/v1/auth/password-reset"
@@ -46,10 +46,10 @@ def assert_invalid_token(response: httpx.Response) -> None:
     assert [error["field"] for error in body["errors"]] == ["token"]
 
 
-async def request_reset(client: httpx.AsyncClient, mail_log: MailLog, email: str) -> str:
+async def request_reset(client: httpx.AsyncClient, mailer: RecordingMailer, email: str) -> str:
     response = await client.post(RESET, json={"email": email})
     assert response.status_code == 202
-    return mail_log.last_token("reset_password")
+    return mailer.last_token("reset_password")
 
 
 async def confirm(client: httpx.AsyncClient, token: str, new_password: str) -> httpx.Response:
@@ -60,14 +60,14 @@ async def confirm(client: httpx.AsyncClient, token: str, new_password: str) -> h
 
 
 async def test_registration_mails_a_verification_token(
-    client: httpx.AsyncClient, mail_log: MailLog
+    client: httpx.AsyncClient, mailer: RecordingMailer
 ) -> None:
     user = await register(client)
 
-    messages = mail_log.messages("verify_email")
+    messages = mailer.of_kind("verify_email")
 
-    assert [message["to"] for message in messages] == [user["email"]]
-    assert len(mail_log.last_token("verify_email")) >= 32
+    assert [message.to for message in messages] == [user["email"]]
+    assert len(mailer.last_token("verify_email")) >= 32
 
 
 async def test_a_new_account_is_not_verified(client: httpx.AsyncClient) -> None:
@@ -78,31 +78,31 @@ async def test_a_new_account_is_not_verified(client: httpx.AsyncClient) -> None:
 
 
 async def test_the_mailed_token_verifies_the_email(
-    client: httpx.AsyncClient, mail_log: MailLog
+    client: httpx.AsyncClient, mailer: RecordingMailer
 ) -> None:
     user = await register(client)
 
-    response = await client.post(VERIFY, json={"token": mail_log.last_token("verify_email")})
+    response = await client.post(VERIFY, json={"token": mailer.last_token("verify_email")})
 
     assert response.status_code == 204
     assert await email_verified(client, user["email"])
 
 
 async def test_a_verification_token_works_only_once(
-    client: httpx.AsyncClient, mail_log: MailLog
+    client: httpx.AsyncClient, mailer: RecordingMailer
 ) -> None:
     await register(client)
-    token = mail_log.last_token("verify_email")
+    token = mailer.last_token("verify_email")
     assert (await client.post(VERIFY, json={"token": token})).status_code == 204
 
     assert_invalid_token(await client.post(VERIFY, json={"token": token}))
 
 
 async def test_an_expired_verification_token_is_refused(
-    client: httpx.AsyncClient, container: Container, mail_log: MailLog
+    client: httpx.AsyncClient, container: Container, mailer: RecordingMailer
 ) -> None:
     user = await register(client)
-    token = mail_log.last_token("verify_email")
+    token = mailer.last_token("verify_email")
     await expire(container, token)
 
     assert_invalid_token(await client.post(VERIFY, json={"token": token}))
@@ -114,16 +114,16 @@ async def test_an_unknown_verification_token_is_refused(client: httpx.AsyncClien
 
 
 async def test_a_resent_verification_token_replaces_the_earlier_one(
-    client: httpx.AsyncClient, mail_log: MailLog
+    client: httpx.AsyncClient, mailer: RecordingMailer
 ) -> None:
     user = await register(client)
-    first = mail_log.last_token("verify_email")
+    first = mailer.last_token("verify_email")
     tokens = await sign_in(client, user["email"])
     resent = await client.post("/api/v1/auth/verify-email/resend", headers=bearer(tokens))
     assert resent.status_code == 202
 
     assert_invalid_token(await client.post(VERIFY, json={"token": first}))
-    second = mail_log.last_token("verify_email")
+    second = mailer.last_token("verify_email")
     assert second != first
     assert (await client.post(VERIFY, json={"token": second})).status_code == 204
 
@@ -144,28 +144,28 @@ async def test_a_reset_request_answers_the_same_for_known_and_unknown_emails(
 
 
 async def test_a_reset_request_for_an_account_mails_it_a_token(
-    client: httpx.AsyncClient, mail_log: MailLog
+    client: httpx.AsyncClient, mailer: RecordingMailer
 ) -> None:
     user = await register(client)
 
     await client.post(RESET, json={"email": user["email"]})
 
-    assert [message["to"] for message in mail_log.messages("reset_password")] == [user["email"]]
+    assert [message.to for message in mailer.of_kind("reset_password")] == [user["email"]]
 
 
 async def test_a_reset_request_for_an_unknown_email_mails_nothing(
-    client: httpx.AsyncClient, mail_log: MailLog
+    client: httpx.AsyncClient, mailer: RecordingMailer
 ) -> None:
     await client.post(RESET, json={"email": unique_email("nobody")})
 
-    assert mail_log.messages("reset_password") == []
+    assert mailer.of_kind("reset_password") == []
 
 
 async def test_a_weak_new_password_is_refused_naming_the_field(
-    client: httpx.AsyncClient, mail_log: MailLog
+    client: httpx.AsyncClient, mailer: RecordingMailer
 ) -> None:
     user = await register(client)
-    token = await request_reset(client, mail_log, user["email"])
+    token = await request_reset(client, mailer, user["email"])
 
     response = await confirm(client, token, "password123")
 
@@ -175,10 +175,10 @@ async def test_a_weak_new_password_is_refused_naming_the_field(
 
 
 async def test_a_refused_weak_password_does_not_use_up_the_token(
-    client: httpx.AsyncClient, mail_log: MailLog
+    client: httpx.AsyncClient, mailer: RecordingMailer
 ) -> None:
     user = await register(client)
-    token = await request_reset(client, mail_log, user["email"])
+    token = await request_reset(client, mailer, user["email"])
     assert (await confirm(client, token, "password123")).status_code == 422
 
     response = await confirm(client, token, NEW_PASSWORD)
@@ -187,10 +187,10 @@ async def test_a_refused_weak_password_does_not_use_up_the_token(
 
 
 async def test_a_reset_sets_the_new_password_and_retires_the_old_one(
-    client: httpx.AsyncClient, mail_log: MailLog
+    client: httpx.AsyncClient, mailer: RecordingMailer
 ) -> None:
     user = await register(client)
-    token = await request_reset(client, mail_log, user["email"])
+    token = await request_reset(client, mailer, user["email"])
 
     assert (await confirm(client, token, NEW_PASSWORD)).status_code == 204
 
@@ -203,11 +203,11 @@ async def test_a_reset_sets_the_new_password_and_retires_the_old_one(
 
 
 async def test_a_reset_revokes_every_refresh_token(
-    client: httpx.AsyncClient, mail_log: MailLog
+    client: httpx.AsyncClient, mailer: RecordingMailer
 ) -> None:
     user = await register(client)
     sessions = [await sign_in(client, user["email"]) for _ in range(2)]
-    token = await request_reset(client, mail_log, user["email"])
+    token = await request_reset(client, mailer, user["email"])
 
     await confirm(client, token, NEW_PASSWORD)
 
@@ -220,30 +220,32 @@ async def test_a_reset_revokes_every_refresh_token(
 
 
 async def test_a_reset_invalidates_outstanding_access_tokens(
-    client: httpx.AsyncClient, mail_log: MailLog
+    client: httpx.AsyncClient, mailer: RecordingMailer
 ) -> None:
     user = await register(client)
     tokens = await sign_in(client, user["email"])
-    token = await request_reset(client, mail_log, user["email"])
+    token = await request_reset(client, mailer, user["email"])
 
     await confirm(client, token, NEW_PASSWORD)
 
     assert (await client.get("/api/v1/users/me", headers=bearer(tokens))).status_code == 401
 
 
-async def test_a_reset_token_works_only_once(client: httpx.AsyncClient, mail_log: MailLog) -> None:
+async def test_a_reset_token_works_only_once(
+    client: httpx.AsyncClient, mailer: RecordingMailer
+) -> None:
     user = await register(client)
-    token = await request_reset(client, mail_log, user["email"])
+    token = await request_reset(client, mailer, user["email"])
     assert (await confirm(client, token, NEW_PASSWORD)).status_code == 204
 
     assert_invalid_token(await confirm(client, token, "sapphire-orchard-bicycle-15"))
 
 
 async def test_an_expired_reset_token_is_refused(
-    client: httpx.AsyncClient, container: Container, mail_log: MailLog
+    client: httpx.AsyncClient, container: Container, mailer: RecordingMailer
 ) -> None:
     user = await register(client)
-    token = await request_reset(client, mail_log, user["email"])
+    token = await request_reset(client, mailer, user["email"])
     await expire(container, token)
 
     assert_invalid_token(await confirm(client, token, NEW_PASSWORD))
@@ -251,20 +253,20 @@ async def test_an_expired_reset_token_is_refused(
 
 
 async def test_a_verification_token_cannot_reset_a_password(
-    client: httpx.AsyncClient, mail_log: MailLog
+    client: httpx.AsyncClient, mailer: RecordingMailer
 ) -> None:
     await register(client)
 
-    response = await confirm(client, mail_log.last_token("verify_email"), NEW_PASSWORD)
+    response = await confirm(client, mailer.last_token("verify_email"), NEW_PASSWORD)
 
     assert_invalid_token(response)
 
 
 async def test_a_reset_proves_the_email_address(
-    client: httpx.AsyncClient, mail_log: MailLog
+    client: httpx.AsyncClient, mailer: RecordingMailer
 ) -> None:
     user = await register(client)
-    token = await request_reset(client, mail_log, user["email"])
+    token = await request_reset(client, mailer, user["email"])
 
     await confirm(client, token, NEW_PASSWORD)
 

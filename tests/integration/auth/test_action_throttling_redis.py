@@ -18,10 +18,10 @@ from orderdesk.auth.throttle import ActionLimits, ActionThrottle, RedisFailureCo
 from orderdesk.container import Container
 from orderdesk.core.database import Database
 from orderdesk.core.settings import Settings
-from tests.conftest import MailLog, make_container
-from tests.helpers import unique_email
-from tests.integration.support import AddressedClients
-from tests.integration.test_action_throttling import (
+from tests.factories import unique_email
+from tests.fakes import RecordingMailer
+from tests.helpers import AddressedClients, make_container
+from tests.integration.auth.throttling import (
     RESET,
     RESET_PER_ACCOUNT,
     SIGNUP_PER_ADDRESS,
@@ -72,11 +72,16 @@ async def shared_redis() -> AsyncIterator[SharedRedis]:
 
 
 def redis_container(
-    settings: Settings, database: Database, hasher: PasswordHasher, redis: Redis
+    settings: Settings,
+    database: Database,
+    hasher: PasswordHasher,
+    redis: Redis,
+    mailer: RecordingMailer,
 ) -> Container:
-    """A server process's container: its own Redis connection, as a process has."""
+    """A server process's container: its own Redis connection, as a process has (and
+    the test's one recording mailer)."""
     return dataclasses.replace(
-        make_container(settings, database, hasher),
+        make_container(settings, database, hasher, mailer=mailer),
         limits=ActionLimits.from_settings(settings, RedisFailureCounter(redis)),
         redis=redis,
     )
@@ -84,11 +89,15 @@ def redis_container(
 
 @pytest.fixture
 def two_servers(
-    settings: Settings, database: Database, hasher: PasswordHasher, shared_redis: SharedRedis
+    settings: Settings,
+    database: Database,
+    hasher: PasswordHasher,
+    shared_redis: SharedRedis,
+    mailer: RecordingMailer,
 ) -> list[Container]:
     limited_settings = limited(settings.database_url)
     return [
-        redis_container(limited_settings, database, hasher, shared_redis.connect())
+        redis_container(limited_settings, database, hasher, shared_redis.connect(), mailer)
         for _ in range(2)
     ]
 
@@ -97,7 +106,7 @@ async def test_two_servers_sharing_redis_enforce_one_reset_limit(
     two_servers: list[Container],
     clients: AddressedClients,
     shared_redis: SharedRedis,
-    mail_log: MailLog,
+    mailer: RecordingMailer,
 ) -> None:
     address = random_address()
     one_per_server = [
@@ -115,7 +124,7 @@ async def test_two_servers_sharing_redis_enforce_one_reset_limit(
     ]
 
     assert statuses == [202] * 10
-    assert len(mail_log.messages("reset_password")) == RESET_PER_ACCOUNT
+    assert len(mailer.of_kind("reset_password")) == RESET_PER_ACCOUNT
 
 
 async def test_two_servers_sharing_redis_enforce_one_sign_up_limit(
