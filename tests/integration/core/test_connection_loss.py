@@ -21,16 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import DatabaseFactory
-from tests.integration.catalog_fixtures import (
-    API,
-    create_product,
-    customer,
-    live_app,
-    place_order,
-    post_order,
-    staff_headers,
-)
+from tests.factories import API, create_product, customer, place_order, post_order, staff_headers
+from tests.helpers import DatabaseFactory, live_app
 from tests.services import POSTGRES_ADMIN_URL
 
 POOL_SIZE = 3

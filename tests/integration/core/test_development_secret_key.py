@@ -17,8 +17,8 @@ from orderdesk.app import create_app
 from orderdesk.auth.passwords import PasswordHasher
 from orderdesk.core.database import Database
 from orderdesk.core.settings import Settings
-from tests.conftest import make_container
-from tests.helpers import access_claims, sign_claims, signed_up
+from tests.factories import signed_up
+from tests.helpers import access_claims, make_container, sign_claims
 
 ME = "/api/v1/users/me"
 PUBLISHED_KEY = "orderdesk-development-secret-key-do-not-use-in-production"

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from orderdesk.bootstrap import metadata
 from orderdesk.core import migrations
-from tests.conftest import DatabaseFactory, run_in_thread
+from tests.helpers import DatabaseFactory, run_in_thread
 
 APPLICATION_TABLES = set(metadata.tables)
 

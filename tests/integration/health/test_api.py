@@ -16,8 +16,7 @@ from orderdesk.auth.passwords import PasswordHasher
 from orderdesk.bootstrap import build_container
 from orderdesk.container import Container
 from orderdesk.core.database import Database, create_engine
-from tests.conftest import DatabaseFactory, make_container, make_settings
-from tests.integration.support import problem
+from tests.helpers import DatabaseFactory, make_container, make_settings, problem
 from tests.services import REDIS_URL, port_open, unavailable
 
 UNREACHABLE_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"

@@ -13,8 +13,8 @@ import pytest
 
 from orderdesk.app import create_app
 from orderdesk.container import Container
-from tests.helpers import STRONG_PASSWORD, unique_email
-from tests.integration.support import error_fields, problem, users_count
+from tests.factories import STRONG_PASSWORD, unique_email, users_count
+from tests.helpers import error_fields, problem
 
 REGISTER = "/api/v1/auth/register"
 
@@ -74,14 +74,23 @@ async def test_a_json_body_that_is_not_an_object_is_a_422_problem(
     assert problem(response)["code"] == "validation_failed"
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        pytest.param("full_name", "x" * 201, id="full-name-over-200-characters"),
+        pytest.param("password", "Zq7!" * 300, id="password-over-the-maximum-length"),
+        pytest.param("email", "not-an-email", id="invalid-email"),
+        pytest.param("nickname", "ace", id="unknown-field"),
+    ],
+)
 @pytest.mark.usefixtures("users_unchanged")
-async def test_a_full_name_over_200_characters_is_a_422_problem(
-    client: httpx.AsyncClient,
+async def test_a_bad_field_is_a_422_problem_naming_only_that_field(
+    client: httpx.AsyncClient, field: str, value: str
 ) -> None:
-    response = await client.post(REGISTER, json=sign_up_body(full_name="x" * 201))
+    response = await client.post(REGISTER, json=sign_up_body(**{field: value}))
 
     assert response.status_code == 422
-    assert error_fields(problem(response)) == {"full_name"}
+    assert error_fields(problem(response)) == {field}
 
 
 @pytest.mark.usefixtures("users_unchanged")
@@ -95,32 +104,6 @@ async def test_an_email_over_320_characters_is_a_422_problem(client: httpx.Async
 
     assert response.status_code == 422
     assert error_fields(problem(response)) == {"email"}
-
-
-@pytest.mark.usefixtures("users_unchanged")
-async def test_a_password_over_the_maximum_length_is_a_422_problem(
-    client: httpx.AsyncClient,
-) -> None:
-    response = await client.post(REGISTER, json=sign_up_body(password="Zq7!" * 300))
-
-    assert response.status_code == 422
-    assert error_fields(problem(response)) == {"password"}
-
-
-@pytest.mark.usefixtures("users_unchanged")
-async def test_an_invalid_email_is_a_422_problem(client: httpx.AsyncClient) -> None:
-    response = await client.post(REGISTER, json=sign_up_body(email="not-an-email"))
-
-    assert response.status_code == 422
-    assert error_fields(problem(response)) == {"email"}
-
-
-@pytest.mark.usefixtures("users_unchanged")
-async def test_unknown_fields_are_a_422_problem_naming_them(client: httpx.AsyncClient) -> None:
-    response = await client.post(REGISTER, json=sign_up_body(nickname="ace"))
-
-    assert response.status_code == 422
-    assert error_fields(problem(response)) == {"nickname"}
 
 
 @pytest.mark.usefixtures("users_unchanged")

@@ -7,16 +7,17 @@ import re
 
 import httpx
 
-from tests.helpers import STRONG_PASSWORD, signed_up
-from tests.integration.catalog_fixtures import (
+from tests.factories import (
     API,
+    STRONG_PASSWORD,
     Headers,
     create_product,
     idempotency,
     lines,
-    problem,
     read_product,
+    signed_up,
 )
+from tests.helpers import problem
 
 PRODUCTS = f"{API}/products"
 

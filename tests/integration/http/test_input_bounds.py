@@ -14,8 +14,7 @@ from orderdesk.catalog.importing import MAX_JSON_DEPTH
 from orderdesk.container import Container
 from orderdesk.core.money import MAX_AMOUNT
 from orderdesk.core.settings import Settings
-from tests.helpers import access_claims, register, sign_claims
-from tests.integration.catalog_fixtures import (
+from tests.factories import (
     API,
     Headers,
     create_product,
@@ -24,12 +23,13 @@ from tests.integration.catalog_fixtures import (
     orders_count,
     place_order,
     post_order,
-    problem,
     products_count,
     read_product,
+    register,
     stock_of,
     stored_product,
 )
+from tests.helpers import access_claims, problem, sign_claims
 
 PRODUCTS = f"{API}/products"
 IMPORT = f"{PRODUCTS}/import"

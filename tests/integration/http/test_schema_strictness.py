@@ -8,17 +8,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import STRONG_PASSWORD, unique_email
-from tests.integration.catalog_fixtures import (
+from tests.factories import (
     API,
+    STRONG_PASSWORD,
     Headers,
     create_product,
     idempotency,
     lines,
-    problem,
     product_body,
     read_product,
+    unique_email,
 )
+from tests.helpers import problem
 
 
 def fields_of(response: httpx.Response) -> dict[str, str]:

@@ -12,17 +12,20 @@ import httpx
 import pytest
 
 from orderdesk.container import Container
-from tests.helpers import STRONG_PASSWORD, register, unique_email
-from tests.integration.catalog_fixtures import (
+from tests.factories import (
     API,
+    STRONG_PASSWORD,
     Headers,
     create_product,
     new_sku,
     product_body,
     products_count,
+    register,
     stored_product,
+    unique_email,
+    users_count,
 )
-from tests.integration.support import error_fields, problem, users_count
+from tests.helpers import error_fields, problem
 
 REGISTER = f"{API}/auth/register"
 TOKEN = f"{API}/auth/token"
