@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
+import pytest
 
 from orderdesk.auth.permissions import Role
 from orderdesk.container import Container
@@ -48,8 +50,29 @@ async def test_sign_up_writes_an_audit_row(client: httpx.AsyncClient, container:
     assert row.request_id == rid
 
 
-async def test_role_change_writes_an_audit_row(
-    client: httpx.AsyncClient, container: Container
+@pytest.mark.parametrize(
+    ("change", "action", "recorded"),
+    [
+        pytest.param(
+            {"role": "staff"},
+            "user.role_changed",
+            {"role": {"from": "customer", "to": "staff"}},
+            id="role-change",
+        ),
+        pytest.param(
+            {"is_active": False},
+            "user.activation_changed",
+            {"is_active": {"from": True, "to": False}},
+            id="deactivation",
+        ),
+    ],
+)
+async def test_an_admin_change_writes_an_audit_row(
+    client: httpx.AsyncClient,
+    container: Container,
+    change: dict[str, Any],
+    action: str,
+    recorded: dict[str, Any],
 ) -> None:
     target = await register(client)
     admin, headers = await signed_in_as(client, container, Role.ADMIN)
@@ -57,33 +80,14 @@ async def test_role_change_writes_an_audit_row(
 
     await client.patch(
         f"{USERS}/{target['id']}",
-        json={"role": "staff"},
+        json=change,
         headers={**headers, "X-Request-ID": rid},
     )
 
-    [row] = await audit_rows(container, entity_id=target["id"], action="user.role_changed")
+    [row] = await audit_rows(container, entity_id=target["id"], action=action)
     assert row.actor_id == admin.id
     assert row.request_id == rid
-    assert row.changes == {"role": {"from": "customer", "to": "staff"}}
-
-
-async def test_deactivation_writes_an_audit_row(
-    client: httpx.AsyncClient, container: Container
-) -> None:
-    target = await register(client)
-    admin, headers = await signed_in_as(client, container, Role.ADMIN)
-    rid = request_id()
-
-    await client.patch(
-        f"{USERS}/{target['id']}",
-        json={"is_active": False},
-        headers={**headers, "X-Request-ID": rid},
-    )
-
-    [row] = await audit_rows(container, entity_id=target["id"], action="user.activation_changed")
-    assert row.actor_id == admin.id
-    assert row.request_id == rid
-    assert row.changes == {"is_active": {"from": True, "to": False}}
+    assert row.changes == recorded
 
 
 async def test_a_patch_that_changes_nothing_writes_no_audit_row(

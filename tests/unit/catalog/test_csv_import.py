@@ -130,10 +130,18 @@ def test_csv_blank_lines_are_skipped_but_still_counted() -> None:
     assert bad_lines(errors) == {5}
 
 
-def test_csv_price_in_major_units_is_rejected_money_is_integer_minor_units() -> None:
-    errors = rejected(HEADER + "A,Mug,,12.99,EUR,1,true\n", CSV)
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        # Money is integer minor units.
+        pytest.param("A,Mug,,12.99,EUR,1,true", "price.amount", id="price-in-major-units"),
+        pytest.param("A,Mug,,100,EUR,1,maybe", "is_active", id="unrecognised-boolean"),
+    ],
+)
+def test_a_csv_cell_of_the_wrong_kind_is_a_bad_row(row: str, field: str) -> None:
+    errors = rejected(HEADER + row + "\n", CSV)
 
-    assert [(error["line"], error["field"]) for error in errors] == [(2, "price.amount")]
+    assert [(error["line"], error["field"]) for error in errors] == [(2, field)]
 
 
 @pytest.mark.parametrize(
@@ -158,12 +166,6 @@ def test_csv_boolean_spellings_are_understood(cell: str, expected: bool) -> None
     products = parse(HEADER + f"A,Mug,,100,EUR,1,{cell}\n", CSV)
 
     assert products[0].is_active is expected
-
-
-def test_csv_unrecognised_boolean_is_a_bad_row() -> None:
-    errors = rejected(HEADER + "A,Mug,,100,EUR,1,maybe\n", CSV)
-
-    assert [(error["line"], error["field"]) for error in errors] == [(2, "is_active")]
 
 
 def test_csv_unknown_column_is_rejected() -> None:

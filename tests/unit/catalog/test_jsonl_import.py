@@ -105,39 +105,36 @@ def test_jsonl_blank_lines_are_skipped_but_still_counted() -> None:
     assert [(error["line"], error["field"]) for error in errors] == [(4, "name")]
 
 
-def test_jsonl_unknown_key_is_rejected() -> None:
-    text = '{"sku": "A", "name": "Mug", "price_amount": 1, "currency": "EUR", "colour": "red"}\n'
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        pytest.param(
+            '{"sku": "A", "name": "Mug", "price_amount": 1, "currency": "EUR", "colour": "red"}',
+            "colour",
+            id="unknown-key",
+        ),
+        pytest.param(
+            '{"sku": "A", "name": "Mug", "price": {"amount": 1, "currency": "EUR", "tax": 0}}',
+            "price.tax",
+            id="unknown-key-inside-nested-price",
+        ),
+        pytest.param(
+            '{"sku": "A", "name": "Mug", "price": {"amount": 1, "currency": "EUR"},'
+            ' "price_amount": 5}',
+            "price_amount",
+            id="nested-price-and-flat-amount-together",
+        ),
+        pytest.param(
+            '{"sku": "A", "name": "Mug", "price": {"amount": 1, "currency": "ZZZ"}}',
+            "price.currency",
+            id="currency-not-iso-4217",
+        ),
+    ],
+)
+def test_a_jsonl_line_with_a_bad_key_is_rejected_naming_the_key(line: str, field: str) -> None:
+    errors = rejected(line + "\n", JSONL)
 
-    errors = rejected(text, JSONL)
-
-    assert [(error["line"], error["field"]) for error in errors] == [(1, "colour")]
-
-
-def test_jsonl_unknown_key_inside_nested_price_is_rejected() -> None:
-    text = '{"sku": "A", "name": "Mug", "price": {"amount": 1, "currency": "EUR", "tax": 0}}\n'
-
-    errors = rejected(text, JSONL)
-
-    assert [(error["line"], error["field"]) for error in errors] == [(1, "price.tax")]
-
-
-def test_jsonl_nested_price_and_flat_amount_together_are_rejected() -> None:
-    text = (
-        '{"sku": "A", "name": "Mug", "price": {"amount": 1, "currency": "EUR"},'
-        ' "price_amount": 5}\n'
-    )
-
-    errors = rejected(text, JSONL)
-
-    assert [(error["line"], error["field"]) for error in errors] == [(1, "price_amount")]
-
-
-def test_jsonl_currency_not_iso_4217_is_rejected() -> None:
-    text = '{"sku": "A", "name": "Mug", "price": {"amount": 1, "currency": "ZZZ"}}\n'
-
-    errors = rejected(text, JSONL)
-
-    assert [(error["line"], error["field"]) for error in errors] == [(1, "price.currency")]
+    assert [(error["line"], error["field"]) for error in errors] == [(1, field)]
 
 
 def test_jsonl_crlf_line_endings_are_accepted() -> None:

@@ -45,11 +45,20 @@ def test_production_refuses_a_missing_secret_key() -> None:
     assert "ORDERDESK_SECRET_KEY is not set" in message
 
 
-def test_production_refuses_an_empty_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("secret_key", "expected"),
+    [
+        pytest.param("", "ORDERDESK_SECRET_KEY is not set", id="empty-secret-key"),
+        pytest.param("short", "at least 32 characters", id="short-secret-key"),
+    ],
+)
+def test_production_refuses_a_bad_secret_key_from_environment_variables(
+    monkeypatch: pytest.MonkeyPatch, secret_key: str, expected: str
+) -> None:
     monkeypatch.setenv("ORDERDESK_ENV", "production")
-    monkeypatch.setenv("ORDERDESK_SECRET_KEY", "")
+    monkeypatch.setenv("ORDERDESK_SECRET_KEY", secret_key)
 
-    with pytest.raises(ValidationError, match="ORDERDESK_SECRET_KEY is not set"):
+    with pytest.raises(ValidationError, match=expected):
         settings()
 
 
@@ -74,22 +83,28 @@ def test_every_environment_refuses_the_once_published_key(env: str) -> None:
     assert "once published" in message
 
 
-def test_production_refuses_a_short_secret_key() -> None:
-    message = refusal(env="production", secret_key="too-short-a-key")
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        pytest.param(
+            {"secret_key": "too-short-a-key"},
+            "ORDERDESK_SECRET_KEY must be at least 32 characters",
+            id="short-secret-key",
+        ),
+        pytest.param(
+            {"secret_key": GOOD_KEY, "debug": True}, "ORDERDESK_DEBUG must be off", id="debug"
+        ),
+        pytest.param(
+            {"secret_key": GOOD_KEY, "database_echo": True},
+            "ORDERDESK_DATABASE_ECHO must be off",
+            id="database-echo",
+        ),
+    ],
+)
+def test_production_refuses_an_unsafe_setting(overrides: dict[str, Any], expected: str) -> None:
+    message = refusal(env="production", **overrides)
 
-    assert "ORDERDESK_SECRET_KEY must be at least 32 characters" in message
-
-
-def test_production_refuses_debug() -> None:
-    message = refusal(env="production", secret_key=GOOD_KEY, debug=True)
-
-    assert "ORDERDESK_DEBUG must be off" in message
-
-
-def test_production_refuses_database_echo() -> None:
-    message = refusal(env="production", secret_key=GOOD_KEY, database_echo=True)
-
-    assert "ORDERDESK_DATABASE_ECHO must be off" in message
+    assert expected in message
 
 
 def test_production_names_every_problem_at_once() -> None:
@@ -104,16 +119,6 @@ def test_production_starts_with_a_long_random_key_and_no_debug() -> None:
 
     assert configured.is_production
     assert configured.secret_key.get_secret_value() == GOOD_KEY
-
-
-def test_production_refusal_applies_to_environment_variables(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("ORDERDESK_ENV", "production")
-    monkeypatch.setenv("ORDERDESK_SECRET_KEY", "short")
-
-    with pytest.raises(ValidationError, match="at least 32 characters"):
-        settings()
 
 
 def test_development_accepts_a_short_key_and_debug() -> None:
