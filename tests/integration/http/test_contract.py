@@ -7,6 +7,7 @@ import re
 
 import httpx
 
+from orderdesk.container import Container
 from tests.factories import (
     API,
     STRONG_PASSWORD,
@@ -14,6 +15,7 @@ from tests.factories import (
     create_product,
     idempotency,
     lines,
+    make_product,
     read_product,
     signed_up,
 )
@@ -23,10 +25,10 @@ PRODUCTS = f"{API}/products"
 
 
 async def test_head_answers_like_get_without_a_body(
-    client: httpx.AsyncClient, staff: Headers
+    client: httpx.AsyncClient, container: Container
 ) -> None:
-    product = await create_product(client, staff)
-    path = f"{PRODUCTS}/{product['id']}"
+    product = await make_product(container)
+    path = f"{PRODUCTS}/{product.id}"
 
     got = await client.get(path)
     head = await client.head(path)
@@ -39,11 +41,11 @@ async def test_head_answers_like_get_without_a_body(
 
 
 async def test_options_lists_every_method_a_path_takes(
-    client: httpx.AsyncClient, staff: Headers
+    client: httpx.AsyncClient, container: Container
 ) -> None:
-    product = await create_product(client, staff)
+    product = await make_product(container)
 
-    response = await client.options(f"{PRODUCTS}/{product['id']}")
+    response = await client.options(f"{PRODUCTS}/{product.id}")
 
     assert response.status_code == 204
     assert response.headers["allow"] == "GET, HEAD, PATCH, DELETE, OPTIONS"
@@ -108,16 +110,16 @@ async def test_a_bad_order_body_is_reported_before_a_missing_idempotency_key(
 
 
 async def test_a_valid_order_without_an_idempotency_key_is_400(
-    client: httpx.AsyncClient, staff: Headers, shopper: Headers
+    client: httpx.AsyncClient, container: Container, shopper: Headers
 ) -> None:
-    product = await create_product(client, staff)
+    product = await make_product(container)
 
-    response = await client.post(f"{API}/orders", json=lines((product["id"], 1)), headers=shopper)
+    response = await client.post(f"{API}/orders", json=lines((str(product.id), 1)), headers=shopper)
 
     assert response.status_code == 400
     assert problem(response)["code"] == "idempotency_key_required"
     retried = await client.post(
-        f"{API}/orders", json=lines((product["id"], 1)), headers=idempotency(shopper)
+        f"{API}/orders", json=lines((str(product.id), 1)), headers=idempotency(shopper)
     )
     assert retried.status_code == 201
 
