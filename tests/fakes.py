@@ -1,10 +1,9 @@
 """Fakes at the ports, and the fixtures that put them in place.
 
-- `RecordingMailer`: the `Mailer` port, keeping every message instead of sending it.
-  The `mailer` fixture is one; a test folder's conftest builds its container with it
-  (`tests/integration/notifications/conftest.py`).
-- `ManualClock`: the clock port, moved by the test (no sleeping for leases and
-  backoff).
+- `RecordingMailer`: the `Mailer` port, keeping every message instead of sending it
+  (the `mailer` fixture in `tests/conftest.py` gives the `container` one).
+- `ManualClock`, `ManualMonotonic`: clocks moved by the test (no sleeping for
+  leases, backoff or throttle windows).
 - `handler_table`: installs a test's own `HandlerTable` (test event classes, test
   handlers) for that test only, instead of registering into a global.
 - `production_handlers` (session, autouse): the process's table, as
@@ -23,23 +22,29 @@ from typing import Any
 import pytest
 
 from orderdesk.bootstrap import HANDLERS
-from orderdesk.notifications.mailer import EmailMessage
+from orderdesk.notifications.mailer import EmailMessage, Mailer
 from orderdesk.outbox import wiring
 from orderdesk.outbox.events import Event
 from orderdesk.outbox.wiring import Handler, HandlerTable
 
-# Tokens are secrets.token_urlsafe(32): 43 URL-safe characters on a line.
+# One-time tokens are secrets.token_urlsafe(32): 43 URL-safe characters on a line.
 _TOKEN_LINE = re.compile(r"^\s*([A-Za-z0-9_-]{43})\s*$", re.M)
 
 
 class RecordingMailer:
-    """Implements `notifications.mailer.Mailer`: records what would have been sent."""
+    """The `Mailer` port, keeping every message it is handed in `sent`.
 
-    def __init__(self) -> None:
+    `also`, when given, is handed each message too (the log mailer, for tests that
+    still read mail from the log)."""
+
+    def __init__(self, *, also: Mailer | None = None) -> None:
         self.sent: list[EmailMessage] = []
+        self._also = also
 
     async def send(self, message: EmailMessage) -> None:
         self.sent.append(message)
+        if self._also is not None:
+            await self._also.send(message)
 
     def messages(self, kind: str | None = None, *, to: str | None = None) -> list[EmailMessage]:
         return [
@@ -48,8 +53,19 @@ class RecordingMailer:
             if (kind is None or message.kind == kind) and (to is None or message.to == to)
         ]
 
+    def of_kind(self, kind: str) -> list[EmailMessage]:
+        return [message for message in self.sent if message.kind == kind]
+
+    def to(self, address: str, kind: str | None = None) -> list[EmailMessage]:
+        return [
+            message
+            for message in self.sent
+            if message.to == address and (kind is None or message.kind == kind)
+        ]
+
     def last_token(self, kind: str) -> str:
-        messages = self.messages(kind)
+        """The one-time token in the last `kind` message (verification, reset)."""
+        messages = self.of_kind(kind)
         assert messages, f"no {kind} message was sent"
         match = _TOKEN_LINE.search(messages[-1].text)
         assert match, f"no token in the {kind} message"
@@ -69,9 +85,18 @@ class ManualClock:
         self.current += delta
 
 
-@pytest.fixture
-def mailer() -> RecordingMailer:
-    return RecordingMailer()
+class ManualMonotonic:
+    """A monotonic clock in seconds that moves only when a test says so (for the
+    throttles' in-process counters)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.conftest import DatabaseFactory
 from tests.e2e.conftest import (
     _SEEDED,
     ORDERDESK,
@@ -20,6 +19,7 @@ from tests.e2e.conftest import (
     stop,
     wait_until_ready,
 )
+from tests.helpers import DatabaseFactory
 
 # Generated requests sign in and sign up thousands of times from one address: the
 # throttles (tested elsewhere) would answer most of the run with 429.

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import DatabaseFactory
+from tests.helpers import DatabaseFactory
 
 ORDERDESK = Path(sys.executable).with_name("orderdesk")
 READY_TIMEOUT_SECONDS = 30.0

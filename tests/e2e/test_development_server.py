@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import ORDERDESK, free_port, run_cli, stop, wait_until_ready
-from tests.helpers import STRONG_PASSWORD, access_claims, sign_claims, unique_email
+from tests.factories import STRONG_PASSWORD, unique_email
+from tests.helpers import access_claims, sign_claims
 
 pytestmark = pytest.mark.e2e
 

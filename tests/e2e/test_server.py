@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 
 from orderdesk.core import migrations
 from tests.e2e.conftest import Server
-from tests.helpers import STRONG_PASSWORD, unique_email
+from tests.factories import STRONG_PASSWORD, unique_email
 
 pytestmark = pytest.mark.e2e
 

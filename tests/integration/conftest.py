@@ -1,5 +1,5 @@
 """Fixtures the catalog, order and idempotency tests share: a staff member and a
-customer, signed in over the API."""
+customer, signed in over the API, and clients from chosen addresses."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from orderdesk.container import Container
-from tests.integration.catalog_fixtures import Headers, customer, staff_headers
-from tests.integration.support import AddressedClients
+from tests.factories import Headers, customer, staff_headers
+from tests.helpers import AddressedClients
 
 
 @pytest.fixture
