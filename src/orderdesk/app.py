@@ -25,7 +25,7 @@ from orderdesk.core.openapi import install_docs, install_openapi, operation_id
 from orderdesk.core.settings import Settings, get_settings
 from orderdesk.health.api import router as health_router
 from orderdesk.orders.api import router as orders_router
-from orderdesk.outbox.api import router as jobs_router
+from orderdesk.outbox.api import router as outbox_router
 from orderdesk.outbox.background import Background
 from orderdesk.users.api import router as users_router
 from orderdesk.webhooks.api import router as webhooks_router
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         catalog_router,
         auth_router,
         users_router,
-        jobs_router,
+        outbox_router,
         webhooks_router,
     ):
         app.include_router(router, prefix=API_PREFIX)

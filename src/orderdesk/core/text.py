@@ -10,7 +10,7 @@ SQLite stores it but compares oddly (a NUL search matched every product), so the
 rule runs before either sees the value and answers the same 422 on both.
 
 The types carry no length: every field adds its own bound, and a structure test
-(tests/unit/test_text_rule.py) checks that every string input has this rule and a
+(tests/unit/core/test_text_rule.py) checks that every string input has this rule and a
 maximum length.
 """
 
