@@ -574,7 +574,6 @@ REQUEST_READS = frozenset({"body", "json", "form"})
 # and no unit of work; a "health service" would be a pass-through.
 ROUTES_WITHOUT_SERVICE: dict[tuple[str, str], str] = {
     ("health/api.py", "check_liveness"): "answers a constant; must depend on nothing",
-    ("health/api.py", "check_readiness"): "probes the database and broker directly",
 }
 
 

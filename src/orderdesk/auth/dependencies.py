@@ -17,7 +17,7 @@ from orderdesk.auth import service as auth_service
 from orderdesk.auth.errors import CsrfFailed, InvalidAccessToken
 from orderdesk.auth.permissions import Permission, Principal
 from orderdesk.container import ContainerDep
-from orderdesk.core.deps import UnitOfWorkDep, bind_actor
+from orderdesk.core.deps import PrimaryReadsDep, UnitOfWorkDep, bind_actor
 from orderdesk.core.errors import Forbidden
 from orderdesk.core.openapi import problems
 from orderdesk.users import repository as user_repository
@@ -35,12 +35,13 @@ bearer_token = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=Fa
 async def current_user(
     request: Request,
     c: ContainerDep,
+    reads: PrimaryReadsDep,
     bearer: Annotated[str | None, Depends(bearer_token)],
 ) -> Principal:
     token = bearer or request.cookies.get(ACCESS_COOKIE)
     if not token:
         raise InvalidAccessToken()
-    principal, session_id = await auth_service.authenticate(c, access_token=token)
+    principal, session_id = await auth_service.authenticate(reads, c, access_token=token)
     if bearer is None and request.method not in SAFE_METHODS:
         presented = request.headers.get(CSRF_HEADER, "")
         if session_id is None or not c.tokens.check_csrf(session_id, presented):
@@ -70,12 +71,13 @@ CurrentAccount = Annotated[User, Depends(current_account)]
 async def optional_user(
     request: Request,
     c: ContainerDep,
+    reads: PrimaryReadsDep,
     bearer: Annotated[str | None, Depends(bearer_token)],
 ) -> Principal | None:
     """The caller on routes open to anyone; credentials, when sent, must be valid."""
     if not bearer and ACCESS_COOKIE not in request.cookies:
         return None
-    return await current_user(request, c, bearer)
+    return await current_user(request, c, reads, bearer)
 
 
 OptionalUser = Annotated[Principal | None, Depends(optional_user)]
