@@ -58,10 +58,10 @@ async def send_order_mail(c: Container, payload: dict[str, Any], ctx: EventConte
     async with c.database.current_state() as connection:
         if await outbox_repository.effect_done(connection, key):
             return
-        rows = await order_repository.order_with_lines(connection, order_id)
-        if not rows:
+        order = await order_repository.get_with_lines(connection, order_id)
+        if order is None:
             return
-        order, lines = rows[0], [row for row in rows if row.product_id is not None]
+        lines = order.lines
         customer = await user_repository.contact_of(connection, order.user_id)
     if customer is None:
         return

@@ -16,7 +16,7 @@ from sqlmodel import col
 from orderdesk.auth.models import OneTimeToken, RefreshToken
 from orderdesk.container import Container
 from orderdesk.core.uow import unit_of_work
-from orderdesk.idempotency.models import purge_expired as purge_idempotency_keys
+from orderdesk.idempotency.service import purge_expired as purge_idempotency_keys
 from orderdesk.orders import service as order_service
 from orderdesk.outbox import repository as outbox_repository
 

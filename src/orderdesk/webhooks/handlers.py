@@ -21,6 +21,7 @@ from sqlmodel import col
 
 from orderdesk.container import Container
 from orderdesk.core.errors import InvalidInput
+from orderdesk.core.reads import PrimaryReads
 from orderdesk.core.uow import unit_of_work
 from orderdesk.orders import service as order_service
 from orderdesk.outbox import models as outbox
@@ -54,7 +55,9 @@ async def fan_out(c: Container, payload: dict[str, Any], ctx: EventContext) -> N
         if not subscriptions:
             await outbox.finish(uow, ctx, now=uow.now())
             return
-        order = await order_service.order_snapshot(uow.session, UUID(payload["order_id"]))
+        order = await order_service.order_snapshot(
+            PrimaryReads.on(await uow.session.connection()), UUID(payload["order_id"])
+        )
         body = {
             "id": str(ctx.event_id),
             "type": ctx.topic,
