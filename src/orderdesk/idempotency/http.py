@@ -188,14 +188,14 @@ async def _run_once(
 
 
 def _validated_json(route: APIRoute, content: Any) -> bytes:
-    """The answer as the route's response model admits it, as JSON bytes. As FastAPI
-    does for a route that returns a model, the content is dumped and validated
-    afresh, so an answer the model would refuse is a bug (a 500), never stored."""
+    """The answer as the route's response model admits it, as JSON bytes: validated
+    and serialised exactly as FastAPI treats what any other route returns (an
+    instance of the model itself was validated when it was made; anything else, a
+    dict or another model, is validated field by field and cut to the model's
+    fields), so an answer the model refuses is a bug (a 500), never stored."""
     adapter = _adapter(route.response_model)
-    if isinstance(content, BaseModel):
-        content = content.model_dump()
     try:
-        return adapter.dump_json(adapter.validate_python(content))
+        return adapter.dump_json(adapter.validate_python(content, from_attributes=True))
     except ValidationError as exc:
         raise ResponseValidationError(exc.errors(include_url=False), body=content) from exc
 

@@ -33,6 +33,10 @@ class Placed(BaseModel):
     quantity: PositiveInt
 
 
+class Draft(BaseModel):
+    quantity: int
+
+
 def caller_id() -> str:
     return "the caller"
 
@@ -69,7 +73,7 @@ calls: list[int] = []
 async def place(data: Order, caller: Caller) -> Placed:
     """The route's own docstring."""
     calls.append(data.quantity)
-    return Placed.model_construct(quantity=data.quantity)  # unvalidated, as a bug might
+    return Draft(quantity=data.quantity)  # not yet checked against Placed
 
 
 ROUTE = APIRoute("/orders", place, methods=["POST"], status_code=201, response_model=Placed)
