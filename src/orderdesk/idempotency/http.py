@@ -125,8 +125,9 @@ def idempotent(endpoint: Endpoint) -> Endpoint:
     response model are those it declares. The request body, if any, is the one
     parameter annotated with a Pydantic model class.
 
-    The route function keeps its signature for FastAPI, plus one dependency that
-    brings the key, the caller and the unit of work; it runs only for a fresh claim.
+    FastAPI sees the route's own parameters plus one dependency that brings the key,
+    the caller and the unit of work; the route's body runs only when this request
+    has claimed a fresh key.
     """
     hints = get_type_hints(endpoint, include_extras=True)
     signature = inspect.signature(endpoint)
