@@ -17,7 +17,7 @@ from orderdesk.auth import service as auth_service
 from orderdesk.auth.errors import CsrfFailed, InvalidAccessToken
 from orderdesk.auth.permissions import Permission, Principal
 from orderdesk.container import ContainerDep
-from orderdesk.core.deps import PrimaryReadsDep, UnitOfWorkDep, bind_actor
+from orderdesk.core.deps import UnitOfWorkDep, bind_actor
 from orderdesk.core.errors import Forbidden
 from orderdesk.core.openapi import problems
 from orderdesk.users import repository as user_repository
@@ -35,12 +35,14 @@ bearer_token = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=Fa
 async def current_user(
     request: Request,
     c: ContainerDep,
-    reads: PrimaryReadsDep,
     bearer: Annotated[str | None, Depends(bearer_token)],
 ) -> Principal:
     token = bearer or request.cookies.get(ACCESS_COOKIE)
     if not token:
         raise InvalidAccessToken()
+    # Primary reads made here rather than taken as a dependency: every authenticated
+    # request runs this, and a dependency costs FastAPI a resolution per request.
+    reads = c.database.primary_reads()
     principal, session_id = await auth_service.authenticate(reads, c, access_token=token)
     if bearer is None and request.method not in SAFE_METHODS:
         presented = request.headers.get(CSRF_HEADER, "")
@@ -71,13 +73,12 @@ CurrentAccount = Annotated[User, Depends(current_account)]
 async def optional_user(
     request: Request,
     c: ContainerDep,
-    reads: PrimaryReadsDep,
     bearer: Annotated[str | None, Depends(bearer_token)],
 ) -> Principal | None:
     """The caller on routes open to anyone; credentials, when sent, must be valid."""
     if not bearer and ACCESS_COOKIE not in request.cookies:
         return None
-    return await current_user(request, c, reads, bearer)
+    return await current_user(request, c, bearer)
 
 
 OptionalUser = Annotated[Principal | None, Depends(optional_user)]
