@@ -37,6 +37,7 @@ from orderdesk.core.database import Database
 from orderdesk.core.settings import Settings
 from orderdesk.core.uow import UnitOfWork
 from orderdesk.idempotency import models as idempotency_models
+from orderdesk.idempotency import service as idempotency_service
 from orderdesk.notifications.handlers import send_account_mail, send_order_mail
 from orderdesk.notifications.mailer import mailer_from_url
 from orderdesk.orders import models as order_models
@@ -110,7 +111,7 @@ async def expire_unpaid_orders(uow: UnitOfWork, settings: Settings) -> int:
 async def purge_expired_records(uow: UnitOfWork, settings: Settings) -> int:
     """Expired refresh and single-use tokens, idempotency keys, old finished events."""
     purged = await auth_service.purge_expired_tokens(uow)
-    purged += await idempotency_models.purge_expired(uow)
+    purged += await idempotency_service.purge_expired(uow)
     purged += await outbox_service.purge_done_events(uow)
     return purged
 

@@ -174,15 +174,16 @@ def events_retry(
 
 async def _list_events(c: object, *, status: str | None, limit: int) -> Any:
     from orderdesk.container import Container
-    from orderdesk.core.uow import unit_of_work
     from orderdesk.outbox import service as outbox_service
     from orderdesk.outbox.models import EventStatus
 
     assert isinstance(c, Container)
-    async with unit_of_work(c.database, clock=c.clock) as uow:
-        return await outbox_service.list_events(
-            uow, status=EventStatus(status) if status else None, limit=limit, cursor=None
-        )
+    return await outbox_service.list_events(
+        c.database.replica_reads(),
+        status=EventStatus(status) if status else None,
+        limit=limit,
+        cursor=None,
+    )
 
 
 async def _retry_event(c: object, event_id: Any) -> Any:

@@ -40,7 +40,10 @@ async def current_user(
     token = bearer or request.cookies.get(ACCESS_COOKIE)
     if not token:
         raise InvalidAccessToken()
-    principal, session_id = await auth_service.authenticate(c, access_token=token)
+    # Primary reads made here rather than taken as a dependency: every authenticated
+    # request runs this, and a dependency costs FastAPI a resolution per request.
+    reads = c.database.primary_reads()
+    principal, session_id = await auth_service.authenticate(reads, c, access_token=token)
     if bearer is None and request.method not in SAFE_METHODS:
         presented = request.headers.get(CSRF_HEADER, "")
         if session_id is None or not c.tokens.check_csrf(session_id, presented):

@@ -28,6 +28,7 @@ from orderdesk.auth.tokens import InvalidToken, hash_token, new_opaque_token
 from orderdesk.container import Container
 from orderdesk.core import audit
 from orderdesk.core.ids import new_id
+from orderdesk.core.reads import PrimaryReads
 from orderdesk.core.uow import UnitOfWork
 from orderdesk.outbox import service as outbox
 from orderdesk.outbox.events import (
@@ -191,15 +192,18 @@ async def end_all_sessions(uow: UnitOfWork, *, user: User) -> None:
     await token_repository.revoke_all_for_user(uow.session, user.id, now=uow.now())
 
 
-async def authenticate(c: Container, *, access_token: str) -> tuple[Principal, UUID | None]:
-    """Who an access token speaks for, checked against the database so that
-    deactivation, deletion and password changes take effect at once. Runs on its
-    own short connection, outside the request's unit of work (a GET needs none)."""
+async def authenticate(
+    reads: PrimaryReads, c: Container, *, access_token: str
+) -> tuple[Principal, UUID | None]:
+    """Who an access token speaks for, checked against the primary so that
+    deactivation, deletion and password changes take effect at once. On its own
+    short connection, taken only once the token's signature and claims hold, and
+    given back before the route runs: a request never holds two at once."""
     try:
         claims = c.tokens.decode_access_token(access_token)
     except InvalidToken as exc:
         raise InvalidAccessToken() from exc
-    async with c.database.current_state() as connection:
+    async with reads.connection() as connection:
         principal = await user_repository.principal_for(
             connection, claims.user_id, token_version=claims.token_version
         )

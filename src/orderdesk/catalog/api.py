@@ -3,25 +3,22 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from orderdesk.auth.dependencies import OptionalUser, require
 from orderdesk.auth.permissions import Permission, Principal
 from orderdesk.catalog import service as catalog_service
 from orderdesk.catalog.errors import ImportEmpty, ImportRejected, ProductNotFound, SkuTaken
-from orderdesk.catalog.importing import ImportFormat, parse_upload
+from orderdesk.catalog.importing import ImportFormat
+from orderdesk.catalog.models import ProductFilter, ProductSort
 from orderdesk.catalog.schemas import (
     MAX_SEARCH_LENGTH,
     ImportResult,
     ProductCreate,
-    ProductFilter,
     ProductPublic,
-    ProductSort,
     ProductUpdate,
 )
-from orderdesk.core.collector import collection_paused
-from orderdesk.core.deps import Cursor, Limit, ReadSessionDep, UnitOfWorkDep
+from orderdesk.core.deps import Cursor, Limit, ReplicaReadsDep, UnitOfWorkDep
 from orderdesk.core.errors import (
     NotFound,
     PreconditionFailed,
@@ -46,7 +43,7 @@ _LINE = {"product_id": "$response.body#/id"}
 @router.get("")
 @problems(InvalidCursor)
 async def list_products(
-    session: ReadSessionDep,
+    reads: ReplicaReadsDep,
     user: OptionalUser,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
@@ -68,17 +65,17 @@ async def list_products(
         currency=currency,
         sort=sort,
     )
-    return await catalog_service.list_products(session, filters=filters, limit=limit, cursor=cursor)
+    return await catalog_service.list_products(reads, filters=filters, limit=limit, cursor=cursor)
 
 
 @router.get("/{product_id:uuid}")
 @problems(ProductNotFound, NotFound)  # NotFound: a path id that is not a UUID
 async def read_product(
-    product_id: UUID, session: ReadSessionDep, user: OptionalUser, response: Response
+    product_id: UUID, reads: ReplicaReadsDep, user: OptionalUser, response: Response
 ) -> ProductPublic:
     staff = user is not None and user.can(Permission.CATALOG_MANAGE)
     product = await catalog_service.get_product(
-        session, product_id=product_id, include_inactive=staff
+        reads, product_id=product_id, include_inactive=staff
     )
     response.headers["ETag"] = etag(product.version)
     return product
@@ -160,19 +157,5 @@ async def import_products(request: Request, _: CatalogManager, uow: UnitOfWorkDe
     fmt = ImportFormat.from_content_type(request.headers.get("content-type"))
     if fmt is None:
         raise UnsupportedMediaType("Send text/csv or application/x-ndjson.")
-    # Parsing and validating take seconds of CPU: in a worker thread, with the
-    # collector held off until the rows are freed (see core/collector.py).
-    content = await request.body()  # a slow upload does not hold the collector off
-    with collection_paused():
-        products = await anyio.to_thread.run_sync(parse_upload, content, fmt)
-        del content
-        result = await catalog_service.import_products(uow, products=products)
-        await anyio.to_thread.run_sync(_release, products)
-    return result
-
-
-def _release(rows: list[ProductCreate]) -> None:
-    # Freeing a quarter of a million rows at once takes a third of a second with the
-    # GIL held; a slice at a time in a worker thread lets the event loop in between.
-    while rows:
-        del rows[-1000:]
+    # Read here, before the service holds the collector off: a slow upload must not.
+    return await catalog_service.import_file(uow, content=await request.body(), fmt=fmt)

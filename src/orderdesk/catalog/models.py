@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import StrEnum
+
 import sqlalchemy as sa
 from sqlmodel import Field
 
@@ -22,3 +25,21 @@ class Product(SoftDeletable, table=True):
     currency: str = Field(max_length=3, nullable=False)
     stock: int = Field(default=0, nullable=False)
     is_active: bool = Field(default=True, nullable=False)
+
+
+class ProductSort(StrEnum):
+    CREATED = "created"
+    NAME = "name"
+    PRICE = "price"
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFilter:
+    """What a catalog page is filtered and sorted by."""
+
+    q: str | None = None
+    is_active: bool | None = None
+    min_price: int | None = None
+    max_price: int | None = None
+    currency: str | None = None
+    sort: ProductSort = ProductSort.CREATED

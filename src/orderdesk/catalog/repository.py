@@ -12,8 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orderdesk.catalog.models import Product
-from orderdesk.catalog.schemas import ProductFilter, ProductSort
+from orderdesk.catalog.models import Product, ProductFilter, ProductSort
 from orderdesk.core.models import UTCDateTime
 
 _SORT_COLUMNS: dict[ProductSort, Any] = {

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
@@ -71,21 +70,6 @@ class ProductPublic(BaseModel):
             created_at=product.created_at,
             updated_at=product.updated_at,
         )
-
-
-class ProductSort(StrEnum):
-    CREATED = "created"
-    NAME = "name"
-    PRICE = "price"
-
-
-class ProductFilter(BaseModel):
-    q: str | None = None
-    is_active: bool | None = None
-    min_price: int | None = None
-    max_price: int | None = None
-    currency: str | None = None
-    sort: ProductSort = ProductSort.CREATED
 
 
 class ImportResult(BaseModel):

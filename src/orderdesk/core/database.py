@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orderdesk.core.reads import PrimaryReads, ReplicaReads
 from orderdesk.core.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -116,6 +117,15 @@ class Database:
                 read_engine, class_=AsyncSession, expire_on_commit=False
             ),
         )
+
+    def primary_reads(self) -> PrimaryReads:
+        """Reads of the primary's committed state, each use on a `current_state()`
+        connection of its own."""
+        return PrimaryReads(self.current_state)
+
+    def replica_reads(self) -> ReplicaReads:
+        """Reads that may lag, each use in a `read_session()` of its own."""
+        return ReplicaReads(self.read_session)
 
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:

@@ -7,13 +7,13 @@ from typing import Annotated, Protocol
 from uuid import UUID
 
 from fastapi import Depends, Query, Request
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.core.clock import Clock
 from orderdesk.core.database import Database
 from orderdesk.core.errors import ConcurrentUpdate, ServiceUnavailable
 from orderdesk.core.openapi import problems
 from orderdesk.core.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT
+from orderdesk.core.reads import PrimaryReads, ReplicaReads
 from orderdesk.core.text import SingleLineText
 from orderdesk.core.uow import UnitOfWork, unit_of_work
 
@@ -62,19 +62,23 @@ def bind_actor(request: Request, user_id: UUID) -> None:
 UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work, scope="function")]
 
 
-async def get_read_session(uow: UnitOfWorkDep, c: AdaptersDep) -> AsyncIterator[AsyncSession]:
-    """Reads that can tolerate replica lag: a replica session when one is configured;
-    otherwise the unit of work's own session, so a request never holds two
-    connections from one pool (enough concurrent requests doing that would each
-    wait for the other's connection and exhaust the pool)."""
-    if c.database.read_engine is c.database.engine:
-        yield uow.session
-        return
-    async with c.database.read_session() as session:
-        yield session
+# The read kinds are handles: a service opens a connection (or session) for the span
+# of its reads and gives it back, so these need no teardown and a request holds at
+# most one pooled connection at a time (see `core.reads`). A route takes the unit of
+# work or one of these, never two.
+async def get_primary_reads(c: AdaptersDep) -> PrimaryReads:
+    return c.database.primary_reads()
 
 
-ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
+PrimaryReadsDep = Annotated[PrimaryReads, Depends(get_primary_reads)]
+
+
+async def get_replica_reads(c: AdaptersDep) -> ReplicaReads:
+    return c.database.replica_reads()
+
+
+# Outside the unit of work: on SQLite a list never waits for, or holds up, a writer.
+ReplicaReadsDep = Annotated[ReplicaReads, Depends(get_replica_reads)]
 
 
 async def client_address(request: Request) -> str:

@@ -31,15 +31,14 @@ async def send_order_mail(c: Container, event: OrderEvent, ctx: EventContext) ->
     async with c.database.current_state() as connection:
         if await outbox_repository.effect_done(connection, key):
             return
-        rows = await order_repository.order_with_lines(connection, event.order_id)
-        if not rows:
+        order = await order_repository.get_with_lines(connection, event.order_id)
+        if order is None:
             return
-        order, lines = rows[0], [row for row in rows if row.product_id is not None]
         customer = await user_repository.contact_of(connection, order.user_id)
     if customer is None:
         return
     message = notification_service.order_message(
-        kind, key=key, order=order, lines=lines, to=customer.email, name=customer.full_name
+        kind, key=key, order=order, lines=order.lines, to=customer.email, name=customer.full_name
     )
     await _send_once(c, key=key, message=message, ctx=ctx)
 

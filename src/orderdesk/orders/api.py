@@ -1,20 +1,17 @@
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, status
-from starlette.responses import Response
+from fastapi import APIRouter, Depends, status
 
 from orderdesk.auth.dependencies import CurrentUser, require
 from orderdesk.auth.permissions import Permission, Principal
-from orderdesk.container import ContainerDep
-from orderdesk.core.deps import Cursor, Limit, UnitOfWorkDep
+from orderdesk.core.deps import Cursor, Limit, PrimaryReadsDep, ReplicaReadsDep, UnitOfWorkDep
 from orderdesk.core.openapi import links, problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, InvalidCursor, Page
 from orderdesk.core.schemas import Timestamp
-from orderdesk.idempotency import models as idempotency
+from orderdesk.idempotency.http import idempotent
 from orderdesk.orders import service as order_service
 from orderdesk.orders.errors import (
     DuplicateProduct,
@@ -25,12 +22,11 @@ from orderdesk.orders.errors import (
     OrderTotalTooLarge,
     UnknownProducts,
 )
-from orderdesk.orders.models import OrderStatus
-from orderdesk.orders.schemas import OrderCreate, OrderFilter, OrderPublic
+from orderdesk.orders.models import OrderFilter, OrderStatus
+from orderdesk.orders.schemas import OrderCreate, OrderPublic
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 OrderManager = Annotated[Principal, Depends(require(Permission.ORDERS_MANAGE))]
-IdempotencyKey = Annotated[str | None, Depends(idempotency.idempotency_key)]
 _ORDER = {"order_id": "$response.body#/id"}
 
 
@@ -40,42 +36,19 @@ _ORDER = {"order_id": "$response.body#/id"}
     response_model=OrderPublic,
     openapi_extra=links(201, readOrder=_ORDER, cancelOrder=_ORDER, fulfillOrder=_ORDER),
 )
-@problems(
-    OrderTotalTooLarge,
-    UnknownProducts,
-    MixedCurrencies,
-    DuplicateProduct,
-    InsufficientStock,
-    idempotency.IdempotencyKeyMissing,
-    idempotency.IdempotencyKeyInFlight,
-    idempotency.IdempotencyKeyReused,
-)
-async def place_order(
-    data: OrderCreate,
-    request: Request,
-    customer: CurrentUser,
-    key: IdempotencyKey,
-    uow: UnitOfWorkDep,
-    c: ContainerDep,
-) -> Response:
+@problems(OrderTotalTooLarge, UnknownProducts, MixedCurrencies, DuplicateProduct, InsufficientStock)
+@idempotent
+async def place_order(data: OrderCreate, customer: CurrentUser, uow: UnitOfWorkDep) -> OrderPublic:
     """Place an order and reserve its stock. Needs an `Idempotency-Key`: a retry with
     the same key and body replays the first response."""
-    return await idempotency.run_once(
-        uow,
-        owner_id=customer.id,
-        key=key,
-        request_fingerprint=idempotency.fingerprint("POST", request.url.path, data),
-        ttl=timedelta(seconds=c.settings.idempotency_ttl_seconds),
-        status_code=status.HTTP_201_CREATED,
-        action=lambda: order_service.place_order(uow, customer=customer, data=data),
-    )
+    return await order_service.place_order(uow, customer=customer, data=data)
 
 
 @router.get("")
 @problems(InvalidCursor)
 async def list_orders(
     viewer: CurrentUser,
-    uow: UnitOfWorkDep,
+    reads: ReplicaReadsDep,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     status: OrderStatus | None = None,
@@ -89,16 +62,14 @@ async def list_orders(
         user_id=user_id, status=status, created_after=created_after, created_before=created_before
     )
     return await order_service.list_orders(
-        uow.session, viewer=viewer, filters=filters, limit=limit, cursor=cursor
+        reads, viewer=viewer, filters=filters, limit=limit, cursor=cursor
     )
 
 
 @router.get("/{order_id}")
 @problems(OrderNotFound)
-async def read_order(order_id: UUID, viewer: CurrentUser, c: ContainerDep) -> OrderPublic:
-    # No unit of work: one statement on a connection outside any transaction.
-    async with c.database.current_state() as connection:
-        return await order_service.get_order(connection, order_id=order_id, viewer=viewer)
+async def read_order(order_id: UUID, viewer: CurrentUser, reads: PrimaryReadsDep) -> OrderPublic:
+    return await order_service.get_order(reads, order_id=order_id, viewer=viewer)
 
 
 @router.post("/{order_id}/cancel")

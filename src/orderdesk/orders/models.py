@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
@@ -71,3 +73,37 @@ class OrderLine(Entity, table=True):
     unit_price_amount: int = Field(sa_type=sa.BigInteger, nullable=False)
     quantity: int = Field(nullable=False)
     line_total_amount: int = Field(sa_type=sa.BigInteger, nullable=False)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLineRecord:
+    product_id: UUID
+    sku: str
+    name: str
+    unit_price_amount: int
+    quantity: int
+    line_total_amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """An order with its lines as the repository reads it: the one shape every order
+    read returns (by id, a page, a new or changed order), whatever SQL produced it."""
+
+    id: UUID
+    user_id: UUID
+    status: OrderStatus
+    currency: str
+    total_amount: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    lines: tuple[OrderLineRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilter:
+    user_id: UUID | None = None
+    status: OrderStatus | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None

@@ -1,16 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Row
 
 from orderdesk.core.money import Money
 from orderdesk.core.schemas import INTEGRAL, STRICT, StrictModel
-from orderdesk.orders.models import Order, OrderLine, OrderStatus
+from orderdesk.orders.models import OrderRecord, OrderStatus
 
 MAX_LINES = 100
 MAX_QUANTITY = 10_000
@@ -36,17 +34,6 @@ class OrderLinePublic(BaseModel):
     quantity: int
     line_total: Money
 
-    @classmethod
-    def from_line(cls, line: Any, currency: str) -> OrderLinePublic:
-        return cls(
-            product_id=line.product_id,
-            sku=line.sku,
-            name=line.name,
-            unit_price=Money(amount=line.unit_price_amount, currency=currency),
-            quantity=line.quantity,
-            line_total=Money(amount=line.line_total_amount, currency=currency),
-        )
-
 
 class OrderPublic(BaseModel):
     id: UUID
@@ -59,34 +46,25 @@ class OrderPublic(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def build(cls, order: Any, lines: Iterable[Any]) -> OrderPublic:
-        """From anything with the `orders` and `order_lines` column names as
-        attributes: entities, result rows, or the values of a new order."""
+    def from_record(cls, order: OrderRecord) -> OrderPublic:
         currency = order.currency
         return cls(
             id=order.id,
             status=order.status,
-            lines=[OrderLinePublic.from_line(line, currency) for line in lines],
+            lines=[
+                OrderLinePublic(
+                    product_id=line.product_id,
+                    sku=line.sku,
+                    name=line.name,
+                    unit_price=Money(amount=line.unit_price_amount, currency=currency),
+                    quantity=line.quantity,
+                    line_total=Money(amount=line.line_total_amount, currency=currency),
+                )
+                for line in order.lines
+            ],
             total=Money(amount=order.total_amount, currency=currency),
             user_id=order.user_id,
             version=order.version,
             created_at=order.created_at,
             updated_at=order.updated_at,
         )
-
-    @classmethod
-    def from_rows(cls, rows: Sequence[Row[*tuple[Any, ...]]]) -> OrderPublic:
-        """From `orders.repository.order_with_lines`: the order's columns repeated on
-        every row, a line's on each (NULL for an order without lines)."""
-        return cls.build(rows[0], (row for row in rows if row.product_id is not None))
-
-    @classmethod
-    def from_order(cls, order: Order, lines: list[OrderLine]) -> OrderPublic:
-        return cls.build(order, lines)
-
-
-class OrderFilter(BaseModel):
-    user_id: UUID | None = None
-    status: OrderStatus | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orderdesk.auth.permissions import Permission, Principal
@@ -18,6 +17,7 @@ from orderdesk.core.errors import DomainError
 from orderdesk.core.ids import new_id
 from orderdesk.core.money import MAX_AMOUNT
 from orderdesk.core.pagination import Page, decode_id_cursor, encode_cursor
+from orderdesk.core.reads import PrimaryReads, ReplicaReads
 from orderdesk.core.uow import UnitOfWork
 from orderdesk.orders import repository as order_repository
 from orderdesk.orders.errors import (
@@ -29,8 +29,15 @@ from orderdesk.orders.errors import (
     OrderTotalTooLarge,
     UnknownProducts,
 )
-from orderdesk.orders.models import Order, OrderLine, OrderStatus, can_transition
-from orderdesk.orders.schemas import OrderCreate, OrderFilter, OrderPublic
+from orderdesk.orders.models import (
+    Order,
+    OrderFilter,
+    OrderLineRecord,
+    OrderRecord,
+    OrderStatus,
+    can_transition,
+)
+from orderdesk.orders.schemas import OrderCreate, OrderPublic
 from orderdesk.outbox import service as outbox
 from orderdesk.outbox.events import (
     OrderCancelled,
@@ -72,7 +79,7 @@ async def place_order(uow: UnitOfWork, *, customer: Principal, data: OrderCreate
     # rolls the reservation back, as for a shortage.
     if order["total_amount"] > MAX_AMOUNT:
         raise OrderTotalTooLarge(MAX_AMOUNT)
-    await order_repository.insert_order(uow.session, order, lines)
+    placed = await order_repository.insert_order(uow.session, order, lines)
     outbox.emit(uow, OrderPlaced(order_id=order["id"]))
     audit.record(
         uow,
@@ -81,7 +88,7 @@ async def place_order(uow: UnitOfWork, *, customer: Principal, data: OrderCreate
         entity_id=order["id"],
         changes={"total": order["total_amount"], "currency": order["currency"]},
     )
-    return OrderPublic.build(SimpleNamespace(**order), (SimpleNamespace(**line) for line in lines))
+    return OrderPublic.from_record(placed)
 
 
 def _unavailable(
@@ -140,27 +147,27 @@ def _new_order(
     return order, lines
 
 
-async def get_order(
-    connection: AsyncConnection, *, order_id: UUID, viewer: Principal
-) -> OrderPublic:
+async def get_order(reads: PrimaryReads, *, order_id: UUID, viewer: Principal) -> OrderPublic:
     """Someone else's order is "not found", never "forbidden", so its existence is
-    not confirmed."""
-    rows = await order_repository.order_with_lines(connection, order_id)
-    if not rows or (rows[0].user_id != viewer.id and not viewer.can(Permission.ORDERS_READ_ALL)):
+    not confirmed. One statement on a connection outside any transaction."""
+    async with reads.connection() as connection:
+        order = await order_repository.get_with_lines(connection, order_id)
+    if order is None or not _may_see(viewer, order.user_id):
         raise OrderNotFound()
-    return OrderPublic.from_rows(rows)
+    return OrderPublic.from_record(order)
 
 
-async def order_snapshot(session: AsyncSession, order_id: UUID) -> dict[str, Any]:
+async def order_snapshot(reads: PrimaryReads, order_id: UUID) -> dict[str, Any]:
     """The order as the API shows it, as JSON-ready data (for events and webhooks)."""
-    rows = await order_repository.order_with_lines(await session.connection(), order_id)
-    if not rows:
+    async with reads.connection() as connection:
+        order = await order_repository.get_with_lines(connection, order_id)
+    if order is None:
         raise OrderNotFound()
-    return OrderPublic.from_rows(rows).model_dump(mode="json")
+    return OrderPublic.from_record(order).model_dump(mode="json")
 
 
 async def list_orders(
-    session: AsyncSession,
+    reads: ReplicaReads,
     *,
     viewer: Principal,
     filters: OrderFilter,
@@ -168,25 +175,22 @@ async def list_orders(
     cursor: str | None,
 ) -> Page[OrderPublic]:
     if not viewer.can(Permission.ORDERS_READ_ALL):
-        filters = filters.model_copy(update={"user_id": viewer.id})
-    rows = await order_repository.list_page(
-        session, filters=filters, limit=limit, before=decode_id_cursor(cursor, kind="orders")
-    )
-    page = rows[:limit]
-    lines = await order_repository.lines_for(session, [order.id for order in page])
-    items = [OrderPublic.from_order(order, lines.get(order.id, [])) for order in page]
-    more = len(rows) > limit
+        filters = dataclasses.replace(filters, user_id=viewer.id)
+    before = decode_id_cursor(cursor, kind="orders")
+    async with reads.session() as session:
+        orders, more = await order_repository.page_with_lines(
+            session, filters=filters, limit=limit, before=before
+        )
     return Page(
-        items=items,
-        next_cursor=encode_cursor({"id": str(page[-1].id)}, kind="orders") if more else None,
+        items=[OrderPublic.from_record(order) for order in orders],
+        next_cursor=encode_cursor({"id": str(orders[-1].id)}, kind="orders") if more else None,
     )
 
 
 async def cancel_order(uow: UnitOfWork, *, order_id: UUID, actor: Principal) -> OrderPublic:
     """Cancel an unpaid order and return its stock, exactly once."""
     order = await _visible_order(uow.session, order_id=order_id, viewer=actor)
-    lines = await _cancel(uow, order, reason="by_user")
-    return OrderPublic.from_order(order, lines)
+    return OrderPublic.from_record(await _cancel(uow, order, reason="by_user"))
 
 
 async def fulfill_order(uow: UnitOfWork, *, order_id: UUID) -> OrderPublic:
@@ -194,8 +198,7 @@ async def fulfill_order(uow: UnitOfWork, *, order_id: UUID) -> OrderPublic:
     if order is None:
         raise OrderNotFound()
     await _transition(uow, order, OrderStatus.FULFILLED)
-    lines = await order_repository.lines_for(uow.session, [order.id])
-    return OrderPublic.from_order(order, lines.get(order.id, []))
+    return OrderPublic.from_record(await order_repository.record_of(uow.session, order))
 
 
 async def expire_unpaid_orders(uow: UnitOfWork, *, max_age: timedelta) -> int:
@@ -210,16 +213,20 @@ async def expire_unpaid_orders(uow: UnitOfWork, *, max_age: timedelta) -> int:
     return len(orders)
 
 
-async def _cancel(uow: UnitOfWork, order: Order, *, reason: str) -> list[OrderLine]:
+async def _cancel(uow: UnitOfWork, order: Order, *, reason: str) -> OrderRecord:
     # The status change is flushed (version-checked) before any stock moves: of two
     # concurrent cancels only one gets past it, so stock is released once.
     await _transition(uow, order, OrderStatus.CANCELLED, changes={"reason": reason})
-    lines = (await order_repository.lines_for(uow.session, [order.id])).get(order.id, [])
-    for line in sorted(lines, key=lambda line: line.product_id):
+    cancelled = await order_repository.record_of(uow.session, order)
+    for line in sorted(cancelled.lines, key=_by_product):
         await product_repository.release_stock(
             uow.session, line.product_id, line.quantity, now=uow.now()
         )
-    return lines
+    return cancelled
+
+
+def _by_product(line: OrderLineRecord) -> UUID:
+    return line.product_id
 
 
 async def _transition(
@@ -244,6 +251,10 @@ async def _visible_order(session: AsyncSession, *, order_id: UUID, viewer: Princ
     """Load an order the viewer may see; someone else's is "not found", never
     "forbidden", so its existence is not confirmed."""
     order = await order_repository.get_by_id(session, order_id)
-    if order is None or (order.user_id != viewer.id and not viewer.can(Permission.ORDERS_READ_ALL)):
+    if order is None or not _may_see(viewer, order.user_id):
         raise OrderNotFound()
     return order
+
+
+def _may_see(viewer: Principal, owner_id: UUID) -> bool:
+    return owner_id == viewer.id or viewer.can(Permission.ORDERS_READ_ALL)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 
 from orderdesk.auth.dependencies import require
 from orderdesk.auth.permissions import Permission, Principal
-from orderdesk.core.deps import Cursor, Limit, UnitOfWorkDep
+from orderdesk.core.deps import Cursor, Limit, ReplicaReadsDep, UnitOfWorkDep
 from orderdesk.core.openapi import problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, InvalidCursor, Page
 from orderdesk.outbox import service as outbox_service
@@ -23,13 +23,13 @@ Admin = Annotated[Principal, Depends(require(Permission.EVENTS_MANAGE))]
 @problems(InvalidCursor)
 async def list_events(
     _: Admin,
-    uow: UnitOfWorkDep,
+    reads: ReplicaReadsDep,
     status: EventStatus | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[EventPublic]:
     """Outbox events; `status=failed` lists the dead letters."""
-    return await outbox_service.list_events(uow, status=status, limit=limit, cursor=cursor)
+    return await outbox_service.list_events(reads, status=status, limit=limit, cursor=cursor)
 
 
 @router.post("/{event_id}/retry")

@@ -19,6 +19,7 @@ import structlog
 from orderdesk.container import Container
 from orderdesk.core.errors import Conflict, NotFound
 from orderdesk.core.pagination import Page, decode_id_cursor, page_by_id
+from orderdesk.core.reads import ReplicaReads
 from orderdesk.core.uow import UnitOfWork, unit_of_work
 from orderdesk.outbox import repository as outbox_repository
 from orderdesk.outbox.events import Event
@@ -187,11 +188,11 @@ def backoff(attempt: int, *, base: float, cap: float) -> timedelta:
 
 
 async def list_events(
-    uow: UnitOfWork, *, status: EventStatus | None, limit: int, cursor: str | None
+    reads: ReplicaReads, *, status: EventStatus | None, limit: int, cursor: str | None
 ) -> Page[EventPublic]:
-    rows = await outbox_repository.list_page(
-        uow.session, status=status, limit=limit, after=decode_id_cursor(cursor, kind="events")
-    )
+    after = decode_id_cursor(cursor, kind="events")
+    async with reads.session() as session:
+        rows = await outbox_repository.list_page(session, status=status, limit=limit, after=after)
     return page_by_id(rows, limit=limit, item=EventPublic.from_event, kind="events")
 
 

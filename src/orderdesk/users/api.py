@@ -4,11 +4,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
-from orderdesk.auth.dependencies import AdminUser, CurrentAccount, StaffUser
+from orderdesk.auth.dependencies import AdminUser, CurrentAccount, CurrentUser, StaffUser
 from orderdesk.auth.errors import WeakPassword
 from orderdesk.auth.permissions import Role
 from orderdesk.container import ContainerDep
-from orderdesk.core.deps import Cursor, Limit, ReadSessionDep, UnitOfWorkDep
+from orderdesk.core.deps import Cursor, Limit, PrimaryReadsDep, ReplicaReadsDep, UnitOfWorkDep
 from orderdesk.core.openapi import problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, InvalidCursor, Page
 from orderdesk.users import service as user_service
@@ -24,8 +24,8 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get("/me")
-async def read_me(user: CurrentAccount) -> UserPublic:
-    return UserPublic.from_user(user)
+async def read_me(caller: CurrentUser, reads: PrimaryReadsDep) -> UserPublic:
+    return await user_service.get_profile(reads, user_id=caller.id)
 
 
 @router.patch("/me")
@@ -45,14 +45,14 @@ async def delete_me(user: CurrentAccount, uow: UnitOfWorkDep) -> None:
 @problems(InvalidCursor)
 async def list_users(
     _: StaffUser,
-    session: ReadSessionDep,
+    reads: ReplicaReadsDep,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     role: Role | None = None,
     is_active: bool | None = None,
 ) -> Page[UserPublic]:
     return await user_service.list_users(
-        session, limit=limit, cursor=cursor, role=role, is_active=is_active
+        reads, limit=limit, cursor=cursor, role=role, is_active=is_active
     )
 
 

@@ -41,6 +41,18 @@ async def contact_of(connection: AsyncConnection, user_id: UUID) -> sa.Row[str, 
     return (await connection.execute(_CONTACT, {"user_id": user_id})).first()
 
 
+_LIVE = sa.select(_users).where(
+    _users.c.id == sa.bindparam("user_id"), _users.c.deleted_at.is_(None)
+)
+
+
+async def get_live(connection: AsyncConnection, user_id: UUID) -> User | None:
+    """The live account with this id, read on a connection (no session): an entity
+    detached from any unit of work, to read, never to change."""
+    row = (await connection.execute(_LIVE, {"user_id": user_id})).first()
+    return None if row is None else User(**row._mapping)
+
+
 async def get_by_id(session: AsyncSession, user_id: UUID) -> User | None:
     """The live account with this id; deleted accounts are not found."""
     user = await session.get(User, user_id)

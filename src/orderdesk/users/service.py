@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from orderdesk.auth import service as auth_service
+from orderdesk.auth.errors import InvalidAccessToken
 from orderdesk.auth.permissions import Principal, Role
 from orderdesk.container import Container
 from orderdesk.core import audit
 from orderdesk.core.pagination import Page, decode_id_cursor, page_by_id
+from orderdesk.core.reads import PrimaryReads, ReplicaReads
 from orderdesk.core.uow import UnitOfWork
 from orderdesk.users import repository as user_repository
 from orderdesk.users.errors import (
@@ -48,21 +48,28 @@ async def delete_account(uow: UnitOfWork, *, user: User) -> None:
     await uow.flush()
 
 
+async def get_profile(reads: PrimaryReads, *, user_id: UUID) -> UserPublic:
+    """The caller's own account, as committed (never a lagging replica's copy)."""
+    async with reads.connection() as connection:
+        user = await user_repository.get_live(connection, user_id)
+    if user is None:  # deleted or deactivated since the token was checked
+        raise InvalidAccessToken()
+    return UserPublic.from_user(user)
+
+
 async def list_users(
-    session: AsyncSession,
+    reads: ReplicaReads,
     *,
     limit: int,
     cursor: str | None,
     role: Role | None = None,
     is_active: bool | None = None,
 ) -> Page[UserPublic]:
-    rows = await user_repository.list_page(
-        session,
-        limit=limit,
-        after=decode_id_cursor(cursor, kind="users"),
-        role=role,
-        is_active=is_active,
-    )
+    after = decode_id_cursor(cursor, kind="users")
+    async with reads.session() as session:
+        rows = await user_repository.list_page(
+            session, limit=limit, after=after, role=role, is_active=is_active
+        )
     return page_by_id(rows, limit=limit, item=UserPublic.from_user, kind="users")
 
 

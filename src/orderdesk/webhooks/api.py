@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response, status
 from orderdesk.auth.dependencies import require
 from orderdesk.auth.permissions import Permission, Principal
 from orderdesk.container import ContainerDep
-from orderdesk.core.deps import Cursor, Limit, UnitOfWorkDep
+from orderdesk.core.deps import Cursor, Limit, ReplicaReadsDep, UnitOfWorkDep
 from orderdesk.core.openapi import links, problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, InvalidCursor, Page
 from orderdesk.webhooks import service as webhook_service
@@ -29,9 +29,9 @@ Admin = Annotated[Principal, Depends(require(Permission.WEBHOOKS_MANAGE))]
 @router.get("")
 @problems(InvalidCursor)
 async def list_subscriptions(
-    _: Admin, uow: UnitOfWorkDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    _: Admin, reads: ReplicaReadsDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[SubscriptionPublic]:
-    return await webhook_service.list_subscriptions(uow.session, limit=limit, cursor=cursor)
+    return await webhook_service.list_subscriptions(reads, limit=limit, cursor=cursor)
 
 
 @router.post(
@@ -74,10 +74,10 @@ async def enable_subscription(
 async def list_deliveries(
     subscription_id: UUID,
     _: Admin,
-    uow: UnitOfWorkDep,
+    reads: ReplicaReadsDep,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[DeliveryPublic]:
     return await webhook_service.list_deliveries(
-        uow.session, subscription_id=subscription_id, limit=limit, cursor=cursor
+        reads, subscription_id=subscription_id, limit=limit, cursor=cursor
     )

@@ -12,6 +12,7 @@ from orderdesk.container import Container
 from orderdesk.core import audit
 from orderdesk.core.errors import NotFound
 from orderdesk.core.pagination import Page, decode_id_cursor, page_by_id
+from orderdesk.core.reads import PrimaryReads, ReplicaReads
 from orderdesk.core.uow import UnitOfWork
 from orderdesk.orders import service as order_service
 from orderdesk.outbox import service as outbox_service
@@ -67,11 +68,11 @@ async def create_subscription(
 
 
 async def list_subscriptions(
-    session: AsyncSession, *, limit: int, cursor: str | None
+    reads: ReplicaReads, *, limit: int, cursor: str | None
 ) -> Page[SubscriptionPublic]:
-    rows = await webhook_repository.list_page(
-        session, limit=limit, after=decode_id_cursor(cursor, kind="webhooks")
-    )
+    after = decode_id_cursor(cursor, kind="webhooks")
+    async with reads.session() as session:
+        rows = await webhook_repository.list_page(session, limit=limit, after=after)
     return page_by_id(rows, limit=limit, item=SubscriptionPublic.from_subscription, kind="webhooks")
 
 
@@ -99,12 +100,14 @@ async def enable_subscription(uow: UnitOfWork, *, subscription_id: UUID) -> Subs
 
 
 async def list_deliveries(
-    session: AsyncSession, *, subscription_id: UUID, limit: int, cursor: str | None
+    reads: ReplicaReads, *, subscription_id: UUID, limit: int, cursor: str | None
 ) -> Page[DeliveryPublic]:
-    await _load(session, subscription_id)
-    rows = await webhook_repository.deliveries_page(
-        session, subscription_id, limit=limit, after=decode_id_cursor(cursor, kind="deliveries")
-    )
+    after = decode_id_cursor(cursor, kind="deliveries")
+    async with reads.session() as session:
+        await _load(session, subscription_id)
+        rows = await webhook_repository.deliveries_page(
+            session, subscription_id, limit=limit, after=after
+        )
     return page_by_id(rows, limit=limit, item=DeliveryPublic.from_delivery, kind="deliveries")
 
 
@@ -127,7 +130,9 @@ async def fan_out(uow: UnitOfWork, *, event_id: UUID, topic: str, order_id: UUID
     subscriptions = await webhook_repository.active_for_topic(uow.session, topic)
     if not subscriptions:
         return 0
-    order = await order_service.order_snapshot(uow.session, order_id)
+    order = await order_service.order_snapshot(
+        PrimaryReads.on(await uow.session.connection()), order_id
+    )
     body = {
         "id": str(event_id),
         "type": topic,

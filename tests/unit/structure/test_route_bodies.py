@@ -26,14 +26,10 @@ ROUTE_METHODS = frozenset({"get", "post", "put", "patch", "delete", "head", "opt
 # building the service call's arguments.
 REQUEST_READS = frozenset({"body", "json", "form"})
 
-# (file, route): routes that call no service. Only the health probes: they answer for
-# the process and its infrastructure, not for the domain. Liveness must depend on
-# nothing; readiness pings the database outside the pool and connects to the broker in
-# its own thread, each with a timeout. There is no domain rule for a service to hold,
-# and no unit of work; a "health service" would be a pass-through.
+# (file, route): routes that call no service. Only liveness: it answers for the
+# process itself and must depend on nothing (readiness asks `health.service`).
 ROUTES_WITHOUT_SERVICE: dict[tuple[str, str], str] = {
     ("health/api.py", "check_liveness"): "answers a constant; must depend on nothing",
-    ("health/api.py", "check_readiness"): "probes the database and broker directly",
 }
 
 

@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from tests.conftest import DatabaseFactory
-from tests.e2e.conftest import (
+from tests.helpers import STRONG_PASSWORD, unique_email
+from tests.processes import (
     ORDERDESK,
     free_port,
     run_cli,
@@ -30,7 +31,6 @@ from tests.e2e.conftest import (
     stop,
     wait_until_ready,
 )
-from tests.helpers import STRONG_PASSWORD, unique_email
 
 # Generous bounds: other work may share the machine's CPUs, and a sign-up costs an
 # argon2 hash. A hung server still fails the test, it just takes longer to say so.

@@ -1,0 +1,208 @@
+"""`Idempotency-Key`: a retried request replays the first response instead of acting
+twice. A route declares it with `@idempotent`; its body stays one service call.
+
+Keys are scoped to the caller. Once the path, the query and the body are valid (so
+a bad body is reported before a missing key, which is a 400), the request claims
+its key by inserting a row in the *same transaction* as its effect, and the unique
+`(owner, key)` constraint decides between concurrent duplicates on every server
+process. What a duplicate that arrives while the first is still running sees
+depends on the database:
+
+- PostgreSQL: the first holds a transaction-scoped advisory lock on the key, taken
+  without waiting before the claim; the duplicate finds it taken and is answered
+  409 `idempotency_key_in_flight` at once.
+- SQLite: the duplicate's write transaction (`BEGIN IMMEDIATE`, issued by its
+  claim) waits for the first's to end, up to the busy timeout, then replays.
+
+Once the first has committed, a retry with the same key and body replays its
+response byte for byte with `Idempotent-Replayed: true`; the same key with another
+body is a 422 `idempotency_key_reused`. The first answer is validated against the
+route's response model, then stored as the exact bytes sent. A request that fails
+(validation, a domain error, an invalid answer) stores nothing: its claim rolls
+back with it and a retry runs afresh. Keys expire after
+`ORDERDESK_IDEMPOTENCY_TTL_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any, get_type_hints
+from uuid import UUID
+
+from fastapi import Depends, Header, Request
+from fastapi.exceptions import ResponseValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError
+from starlette.responses import Response
+
+from orderdesk.auth.dependencies import CurrentUser
+from orderdesk.container import ContainerDep
+from orderdesk.core.deps import UnitOfWorkDep
+from orderdesk.core.openapi import problems, required_headers
+from orderdesk.core.text import SINGLE_LINE
+from orderdesk.core.uow import UnitOfWork
+from orderdesk.idempotency import service as idempotency_service
+from orderdesk.idempotency.errors import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyMissing,
+    IdempotencyKeyReused,
+)
+from orderdesk.idempotency.service import StoredResponse
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAY_HEADER = "Idempotent-Replayed"
+JSON = "application/json"
+
+# The bounds sit on the string itself, not on the optional header around it, so the
+# document shows them on the string the client sends.
+_Key = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"), SINGLE_LINE
+]
+
+
+@required_headers(IDEMPOTENCY_HEADER)
+async def idempotency_key(
+    key: Annotated[_Key | None, Header(alias=IDEMPOTENCY_HEADER)] = None,
+) -> str | None:
+    """The key as sent; its absence is refused by the wrapper, after the path and
+    the body have been validated, so a bad body is reported first."""
+    return key
+
+
+def fingerprint(method: str, path: str, body: BaseModel | None) -> str:
+    """What makes two requests "the same": method, path and the parsed body (so
+    whitespace and key order in the JSON do not matter)."""
+    canonical = b"" if body is None else body.model_dump_json(round_trip=True).encode()
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    """What the wrapper needs besides the route's own arguments."""
+
+    uow: UnitOfWork
+    owner_id: UUID
+    key: str | None
+    method: str
+    path: str
+    ttl: timedelta
+    route: APIRoute
+
+
+@problems(IdempotencyKeyMissing, IdempotencyKeyInFlight, IdempotencyKeyReused)
+async def idempotent_request(
+    request: Request,
+    caller: CurrentUser,
+    key: Annotated[str | None, Depends(idempotency_key)],
+    uow: UnitOfWorkDep,  # the route's own unit of work (FastAPI resolves it once)
+    c: ContainerDep,
+) -> IdempotentRequest:
+    route = request.scope["route"]
+    assert isinstance(route, APIRoute)
+    return IdempotentRequest(
+        uow=uow,
+        owner_id=caller.id,
+        key=key,
+        method=request.method,
+        path=request.url.path,
+        ttl=timedelta(seconds=c.settings.idempotency_ttl_seconds),
+        route=route,
+    )
+
+
+_WRAPPER_ARGUMENT = "_idempotent_request"
+Endpoint = Callable[..., Awaitable[Any]]
+
+
+def idempotent(endpoint: Endpoint) -> Endpoint:
+    """Make a route idempotent under the caller's `Idempotency-Key` (see the module
+    docstring). Put it beneath the router's decorator; the route's status code and
+    response model are those it declares. The request body, if any, is the one
+    parameter annotated with a Pydantic model class.
+
+    FastAPI sees the route's own parameters plus one dependency that brings the key,
+    the caller and the unit of work; the route's body runs only when this request
+    has claimed a fresh key.
+    """
+    hints = get_type_hints(endpoint, include_extras=True)
+    signature = inspect.signature(endpoint)
+    parameters = [
+        parameter.replace(annotation=hints.get(name, parameter.annotation))
+        for name, parameter in signature.parameters.items()
+    ]
+    bodies = [
+        parameter.name
+        for parameter in parameters
+        if isinstance(parameter.annotation, type) and issubclass(parameter.annotation, BaseModel)
+    ]
+    if len(bodies) > 1:
+        raise TypeError(f"{endpoint.__name__}: one request body at most, found {bodies}")
+    body_name = bodies[0] if bodies else None
+    extra = inspect.Parameter(
+        _WRAPPER_ARGUMENT,
+        inspect.Parameter.KEYWORD_ONLY,
+        annotation=Annotated[IdempotentRequest, Depends(idempotent_request)],
+    )
+
+    @functools.wraps(endpoint)
+    async def run_once(**arguments: Any) -> Response:
+        context: IdempotentRequest = arguments.pop(_WRAPPER_ARGUMENT)
+        body = arguments.get(body_name) if body_name is not None else None
+        return await _run_once(context, body, lambda: endpoint(**arguments))
+
+    run_once.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*parameters, extra], return_annotation=hints.get("return")
+    )
+    return run_once
+
+
+async def _run_once(
+    context: IdempotentRequest, body: BaseModel | None, action: Callable[[], Awaitable[Any]]
+) -> Response:
+    if context.key is None:
+        raise IdempotencyKeyMissing()
+    claim = await idempotency_service.claim_key(
+        context.uow,
+        owner_id=context.owner_id,
+        key=context.key,
+        fingerprint=fingerprint(context.method, context.path, body),
+        ttl=context.ttl,
+    )
+    if isinstance(claim, StoredResponse):
+        return Response(
+            claim.body,
+            status_code=claim.status_code,
+            media_type=JSON,
+            headers={REPLAY_HEADER: "true"},
+        )
+    answer = StoredResponse(
+        status_code=context.route.status_code or 200,
+        body=_validated_json(context.route, await action()),
+    )
+    await idempotency_service.record_response(context.uow, claim, answer)
+    return Response(answer.body, status_code=answer.status_code, media_type=JSON)
+
+
+def _validated_json(route: APIRoute, content: Any) -> bytes:
+    """The answer as the route's response model admits it, as JSON bytes: validated
+    and serialised exactly as FastAPI treats what any other route returns (an
+    instance of the model itself was validated when it was made; anything else, a
+    dict or another model, is validated field by field and cut to the model's
+    fields), so an answer the model refuses is a bug (a 500), never stored."""
+    adapter = _adapter(route.response_model)
+    try:
+        return adapter.dump_json(adapter.validate_python(content, from_attributes=True))
+    except ValidationError as exc:
+        raise ResponseValidationError(exc.errors(include_url=False), body=content) from exc
+
+
+@functools.cache
+def _adapter(response_model: Any) -> TypeAdapter[Any]:
+    if response_model is None:
+        raise TypeError("an idempotent route must declare its response model")
+    return TypeAdapter(response_model)

@@ -1,0 +1,178 @@
+"""The `@idempotent` wrapper without a database: the claim and the record are
+replaced at the service boundary, so these tests see what the wrapper decides."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any
+from uuid import UUID
+
+import pytest
+from fastapi import Depends
+from fastapi.exceptions import ResponseValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, PositiveInt
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orderdesk.core.uow import UnitOfWork
+from orderdesk.idempotency import http as idempotency_http
+from orderdesk.idempotency import service as idempotency_service
+from orderdesk.idempotency.errors import IdempotencyKeyMissing
+from orderdesk.idempotency.http import IdempotentRequest, fingerprint, idempotent
+from orderdesk.idempotency.service import StoredResponse
+
+
+class Order(BaseModel):
+    quantity: int
+
+
+class Placed(BaseModel):
+    quantity: PositiveInt
+
+
+class Draft(BaseModel):
+    quantity: int
+
+
+def caller_id() -> str:
+    return "the caller"
+
+
+Caller = Annotated[str, Depends(caller_id)]
+
+
+class Ledger:
+    """Claims and recorded answers, in memory, in place of the service functions."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, StoredResponse] = {}
+        self.recorded: list[StoredResponse] = []
+
+    async def claim_key(self, uow: Any, *, key: str, **_: Any) -> UUID | StoredResponse:
+        return self.stored.get(key) or uuid.uuid4()
+
+    async def record_response(self, uow: Any, claim: UUID, response: StoredResponse) -> None:
+        self.recorded.append(response)
+
+
+@pytest.fixture
+def ledger(monkeypatch: pytest.MonkeyPatch) -> Ledger:
+    ledger = Ledger()
+    monkeypatch.setattr(idempotency_service, "claim_key", ledger.claim_key)
+    monkeypatch.setattr(idempotency_service, "record_response", ledger.record_response)
+    return ledger
+
+
+calls: list[int] = []
+
+
+@idempotent
+async def place(data: Order, caller: Caller) -> Placed:
+    """The route's own docstring."""
+    calls.append(data.quantity)
+    return Draft(quantity=data.quantity)  # not yet checked against Placed
+
+
+ROUTE = APIRoute("/orders", place, methods=["POST"], status_code=201, response_model=Placed)
+
+
+def context(key: str | None) -> IdempotentRequest:
+    return IdempotentRequest(
+        uow=UnitOfWork(session=AsyncSession()),
+        owner_id=uuid.uuid4(),
+        key=key,
+        method="POST",
+        path="/orders",
+        ttl=timedelta(hours=1),
+        route=ROUTE,
+    )
+
+
+async def call(key: str | None, quantity: int) -> Any:
+    hidden = idempotency_http._WRAPPER_ARGUMENT
+    return await place(data=Order(quantity=quantity), caller="c", **{hidden: context(key)})
+
+
+def test_the_route_keeps_its_parameters_and_gains_one_dependency() -> None:
+    parameters = inspect.signature(place).parameters
+
+    assert list(parameters)[:2] == ["data", "caller"]
+    assert parameters["data"].annotation is Order  # resolved, not a string
+    assert len(parameters) == 3
+    assert inspect.signature(place).return_annotation is Placed
+    assert place.__doc__ == "The route's own docstring."
+    assert ROUTE.response_model is Placed
+
+
+def test_a_route_with_two_bodies_is_refused_at_import() -> None:
+    async def two(first: Order, second: Placed) -> Placed:
+        raise AssertionError
+
+    with pytest.raises(TypeError, match="one request body"):
+        idempotent(two)
+
+
+async def test_a_fresh_key_runs_the_route_and_records_the_validated_answer(
+    ledger: Ledger,
+) -> None:
+    calls.clear()
+
+    response = await call("k1", 3)
+
+    assert (response.status_code, response.body) == (201, b'{"quantity":3}')
+    assert response.headers["content-type"] == "application/json"
+    assert "Idempotent-Replayed" not in response.headers
+    assert ledger.recorded == [StoredResponse(status_code=201, body=b'{"quantity":3}')]
+    assert calls == [3]
+
+
+async def test_a_stored_answer_is_replayed_without_running_the_route(ledger: Ledger) -> None:
+    calls.clear()
+    ledger.stored["k2"] = StoredResponse(status_code=201, body=b'{"quantity":  7}')
+
+    response = await call("k2", 7)
+
+    assert (response.status_code, response.body) == (201, b'{"quantity":  7}')
+    assert response.headers["Idempotent-Replayed"] == "true"
+    assert calls == []
+    assert ledger.recorded == []
+
+
+async def test_a_missing_key_is_refused_before_anything_runs(ledger: Ledger) -> None:
+    calls.clear()
+
+    with pytest.raises(IdempotencyKeyMissing):
+        await call(None, 3)
+
+    assert calls == []
+    assert ledger.recorded == []
+
+
+async def test_an_answer_the_response_model_refuses_raises_and_records_nothing(
+    ledger: Ledger,
+) -> None:
+    with pytest.raises(ResponseValidationError):
+        await call("k3", 0)  # Placed needs a positive quantity
+
+    assert ledger.recorded == []
+
+
+def test_the_fingerprint_is_of_the_parsed_body_the_method_and_the_path() -> None:
+    body = Order.model_validate_json('{ "quantity" : 2 }')
+    same = fingerprint("POST", "/orders", Order(quantity=2))
+
+    assert fingerprint("POST", "/orders", body) == same
+    assert fingerprint("POST", "/orders", Order(quantity=3)) != same
+    assert fingerprint("POST", "/other", body) != same
+    assert fingerprint("PUT", "/orders", body) != same
+    assert fingerprint("POST", "/orders", None) != same
+
+
+def test_the_fingerprint_is_the_one_deployed_rows_were_stored_with() -> None:
+    # A retry across an upgrade must still match the row its first attempt stored.
+    expected = hashlib.sha256(b'POST /orders\n{"quantity":2}').hexdigest()
+
+    assert fingerprint("POST", "/orders", Order(quantity=2)) == expected
