@@ -11,10 +11,7 @@ The plain functions these fixtures use live in `tests/helpers.py`, test data in
 
 from __future__ import annotations
 
-import logging
-import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
@@ -26,18 +23,13 @@ from orderdesk.auth.passwords import PasswordHasher
 from orderdesk.container import Container
 from orderdesk.core.database import Database, create_engine
 from orderdesk.core.settings import Settings
-from orderdesk.notifications.mailer import LogMailer
 from tests.fakes import RecordingMailer, handler_table, production_handlers  # noqa: F401 - fixtures
 from tests.helpers import (
-    TEST_SECRET,
-    TEST_SIGNUP_MAX_PER_ADDRESS,
     DatabaseFactory,
     JobsRunningTransport,
     OneConnectionDatabase,
-    drain_outbox,
     make_container,
     make_settings,
-    run_in_thread,
 )
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -105,9 +97,8 @@ def settings(migrated_url: str) -> Settings:
 
 @pytest.fixture
 def mailer() -> RecordingMailer:
-    """The `container`'s mailer: every message sent during the test, in `.sent`.
-    It hands each message to the log mailer too, for tests still on `mail_log`."""
-    return RecordingMailer(also=LogMailer())
+    """The `container`'s mailer: every message sent during the test, in `.sent`."""
+    return RecordingMailer()
 
 
 @pytest.fixture
@@ -125,51 +116,3 @@ async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
     transport = JobsRunningTransport(container=container, app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-
-
-# --- deprecated: mail read from the log, removed once the last user moves to `mailer` --
-
-
-@pytest.fixture
-def mail_log(caplog: pytest.LogCaptureFixture) -> MailLog:
-    caplog.set_level(logging.INFO, logger="orderdesk.mail")
-    return MailLog(caplog)
-
-
-class MailLog:
-    """Messages the development mailer wrote to the log."""
-
-    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
-        self._caplog = caplog
-
-    def messages(self, kind: str | None = None) -> list[dict[str, Any]]:
-        return [
-            record.msg
-            for record in self._caplog.records
-            if record.name == "orderdesk.mail"
-            and isinstance(record.msg, dict)
-            and (kind is None or record.msg.get("kind") == kind)
-        ]
-
-    def last_token(self, kind: str) -> str:
-        messages = self.messages(kind)
-        assert messages, f"no {kind} message was sent"
-        # Tokens are secrets.token_urlsafe(32): 43 URL-safe characters on a line.
-        match = re.search(r"^\s*([A-Za-z0-9_-]{43})\s*$", str(messages[-1]["text"]), re.M)
-        assert match, f"no token in the {kind} message"
-        return match.group(1)
-
-
-# --- deprecated re-exports, removed once the last importer moves ---------------------
-# These moved to tests/helpers.py; other branches' files still import them from here.
-__all__ = [
-    "TEST_SECRET",
-    "TEST_SIGNUP_MAX_PER_ADDRESS",
-    "DatabaseFactory",
-    "JobsRunningTransport",
-    "MailLog",
-    "drain_outbox",
-    "make_container",
-    "make_settings",
-    "run_in_thread",
-]

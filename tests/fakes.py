@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from orderdesk.bootstrap import HANDLERS
-from orderdesk.notifications.mailer import EmailMessage, Mailer
+from orderdesk.notifications.mailer import EmailMessage
 from orderdesk.outbox import wiring
 from orderdesk.outbox.events import Event
 from orderdesk.outbox.wiring import Handler, HandlerTable
@@ -32,19 +32,13 @@ _TOKEN_LINE = re.compile(r"^\s*([A-Za-z0-9_-]{43})\s*$", re.M)
 
 
 class RecordingMailer:
-    """The `Mailer` port, keeping every message it is handed in `sent`.
+    """The `Mailer` port, keeping every message it is handed in `sent`."""
 
-    `also`, when given, is handed each message too (the log mailer, for tests that
-    still read mail from the log)."""
-
-    def __init__(self, *, also: Mailer | None = None) -> None:
+    def __init__(self) -> None:
         self.sent: list[EmailMessage] = []
-        self._also = also
 
     async def send(self, message: EmailMessage) -> None:
         self.sent.append(message)
-        if self._also is not None:
-            await self._also.send(message)
 
     def messages(self, kind: str | None = None, *, to: str | None = None) -> list[EmailMessage]:
         return [

@@ -4,12 +4,8 @@ on a free port, against a fresh SQLite file or PostgreSQL database."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,10 +16,9 @@ import httpx
 import pytest
 
 from tests.helpers import DatabaseFactory
+from tests.servers import ORDERDESK, cli_env, free_port, run_cli
 
-ORDERDESK = Path(sys.executable).with_name("orderdesk")
 READY_TIMEOUT_SECONDS = 30.0
-CLI_TIMEOUT_SECONDS = 120.0
 _SEEDED = re.compile(r"email:\s*(?P<email>\S+)\s+password:\s*(?P<password>\S+)")
 
 
@@ -64,37 +59,10 @@ class Server:
 
 
 def server_env(database_url: str) -> dict[str, str]:
-    """The parent's environment without any ORDERDESK_* (or HOST/PORT, which `serve`
-    reads) settings, plus the ones this server runs with."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("ORDERDESK_") and name not in {"HOST", "PORT"}
-    }
-    env.update(
-        ORDERDESK_ENV="production",
-        ORDERDESK_SECRET_KEY=secrets.token_urlsafe(48),
-        ORDERDESK_DATABASE_URL=database_url,
-        ORDERDESK_LOG_FORMAT="json",
-        ORDERDESK_LOG_LEVEL="INFO",
-        # Every test's client comes from one address, and a module shares a server.
-        ORDERDESK_SIGNUP_MAX_PER_ADDRESS="100000",
-    )
-    return env
-
-
-def run_cli(env: dict[str, str], workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    assert ORDERDESK.exists(), f"{ORDERDESK} is missing; install the project into the venv"
-    return subprocess.run(
-        [str(ORDERDESK), *args],
-        env=env,
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_SECONDS,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    """What a production `orderdesk serve` on `database_url` runs with (see
+    `tests.servers.cli_env`), with the sign-up limit lifted: every test's client comes
+    from one address, and a module shares a server."""
+    return {**cli_env(database_url), "ORDERDESK_SIGNUP_MAX_PER_ADDRESS": "100000"}
 
 
 def migrate_and_seed(env: dict[str, str], workdir: Path) -> tuple[str, str]:
@@ -106,13 +74,6 @@ def migrate_and_seed(env: dict[str, str], workdir: Path) -> tuple[str, str]:
     credentials = _SEEDED.search(seeded.stdout)
     assert credentials, f"seed-demo printed no credentials:\n{seeded.stdout}"
     return credentials["email"], credentials["password"]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_until_ready(process: subprocess.Popen[bytes], base_url: str, stderr_path: Path) -> None:

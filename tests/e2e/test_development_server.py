@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import ORDERDESK, free_port, run_cli, stop, wait_until_ready
+from tests.e2e.conftest import stop, wait_until_ready
 from tests.factories import STRONG_PASSWORD, unique_email
 from tests.helpers import access_claims, sign_claims
+from tests.servers import ORDERDESK, free_port, run_cli
 
 pytestmark = pytest.mark.e2e
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DatabaseFactory
-from tests.e2e.conftest import run_cli, server_env
+from tests.e2e.conftest import server_env
 from tests.e2e.support.shop import create_admin
+from tests.helpers import DatabaseFactory
+from tests.servers import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import free_port
 from tests.e2e.support.mail import wait_for_mail
 from tests.e2e.support.processes import Killer, deployment, jobs_env, private_redis, wait_for_port
 from tests.e2e.support.scenarios import (
@@ -39,7 +38,7 @@ from tests.e2e.support.scenarios import (
     total_events,
 )
 from tests.e2e.support.shop import Placed, open_shop, place_orders
-from tests.servers import smtp_server
+from tests.servers import free_port, smtp_server
 from tests.services import unavailable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

@@ -19,7 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import ORDERDESK, free_port, server_env
+from tests.e2e.conftest import server_env
+from tests.servers import ORDERDESK, free_port
 
 
 class Process:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import run_cli
-from tests.helpers import STRONG_PASSWORD, unique_email
+from tests.factories import STRONG_PASSWORD, unique_email
+from tests.servers import run_cli
 
 API = "/api/v1"
 

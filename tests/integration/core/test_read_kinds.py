@@ -13,15 +13,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from orderdesk.auth.permissions import Role
-from tests.conftest import DatabaseFactory
-from tests.integration.catalog_fixtures import (
-    API,
-    create_product,
-    customer,
-    live_app,
-    place_order,
-    staff_headers,
-)
+from tests.factories import API, create_product, customer, place_order, staff_headers
+from tests.helpers import DatabaseFactory, live_app
 
 
 @contextmanager

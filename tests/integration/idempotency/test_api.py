@@ -12,21 +12,19 @@ import httpx
 import pytest
 
 from orderdesk.container import Container
-from tests.conftest import DatabaseFactory
-from tests.integration.catalog_fixtures import (
+from tests.factories import (
     API,
     Headers,
     create_product,
     customer,
     expire_idempotency_keys,
     lines,
-    live_app,
     orders_count,
     post_order,
-    problem,
     staff_headers,
     stock_of,
 )
+from tests.helpers import DatabaseFactory, live_app, problem
 
 ORDERS = f"{API}/orders"
 REPLAYED = "Idempotent-Replayed"

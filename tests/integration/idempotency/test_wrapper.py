@@ -19,7 +19,7 @@ from orderdesk.container import Container
 from orderdesk.core.deps import UnitOfWorkDep
 from orderdesk.idempotency.http import idempotent
 from orderdesk.idempotency.models import IdempotencyRecord
-from tests.integration.catalog_fixtures import Headers, customer, idempotency
+from tests.factories import Headers, customer, idempotency
 
 ECHO = "/api/v1/test/echo"
 

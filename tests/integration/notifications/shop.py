@@ -18,9 +18,8 @@ from orderdesk.container import Container
 from orderdesk.notifications.mailer import EmailMessage
 from orderdesk.orders.models import Order, OrderStatus
 from orderdesk.outbox.models import EventStatus, OutboxEvent
+from tests.factories import bearer, signed_in_as, signed_up
 from tests.fakes import RecordingMailer
-from tests.helpers import bearer, signed_up
-from tests.integration.support import signed_in_as
 
 API = "/api/v1"
 Headers = dict[str, str]

@@ -16,8 +16,8 @@ from orderdesk.app import create_app
 from orderdesk.container import Container
 from orderdesk.core.database import create_engine
 from orderdesk.notifications.mailer import SmtpConfig, SmtpMailer
-from tests.conftest import DatabaseFactory, JobsRunningTransport, make_settings
 from tests.fakes import RecordingMailer
+from tests.helpers import DatabaseFactory, JobsRunningTransport, make_settings
 from tests.integration.notifications.shop import (
     API,
     TOTAL,

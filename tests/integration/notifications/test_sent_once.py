@@ -11,8 +11,8 @@ from sqlmodel import col, select
 from orderdesk.container import Container
 from orderdesk.outbox import service as outbox_service
 from orderdesk.outbox.models import EventStatus, HandledEffect
-from tests.conftest import drain_outbox
 from tests.fakes import RecordingMailer
+from tests.helpers import drain_outbox
 from tests.integration.notifications.shop import (
     Customer,
     Shop,

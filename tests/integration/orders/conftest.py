@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.catalog_fixtures import Headers, customer
+from tests.factories import Headers, customer
 
 
 @pytest.fixture

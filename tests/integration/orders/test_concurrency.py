@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import DatabaseFactory
-from tests.integration.catalog_fixtures import (
+from tests.factories import (
     API,
     create_product,
     customer,
     lines,
-    live_app,
     place_order,
     post_order,
     staff_headers,
     stock_of,
 )
+from tests.helpers import DatabaseFactory, live_app
 
 ORDERS = f"{API}/orders"
 UNKNOWN_ID = "0190f5f0-0000-7000-8000-000000000000"

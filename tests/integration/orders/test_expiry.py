@@ -12,7 +12,7 @@ from orderdesk.container import Container
 from orderdesk.core.uow import unit_of_work
 from orderdesk.orders import service as order_service
 from orderdesk.orders.models import OrderStatus
-from tests.integration.catalog_fixtures import (
+from tests.factories import (
     API,
     Headers,
     create_product,

@@ -9,14 +9,8 @@ from typing import Any
 import httpx
 
 from orderdesk.container import Container
-from tests.integration.catalog_fixtures import (
-    API,
-    Headers,
-    all_pages,
-    create_product,
-    place_order,
-    set_order_created_at,
-)
+from tests.factories import API, Headers, create_product, place_order, set_order_created_at
+from tests.helpers import all_pages
 
 ORDERS = f"{API}/orders"
 UNKNOWN_ID = "0190f5f0-0000-7000-8000-000000000000"

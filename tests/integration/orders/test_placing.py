@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from orderdesk.container import Container
-from tests.integration.catalog_fixtures import (
+from tests.factories import (
     API,
     Headers,
     create_product,
@@ -17,9 +17,9 @@ from tests.integration.catalog_fixtures import (
     orders_count,
     place_order,
     post_order,
-    problem,
     stock_of,
 )
+from tests.helpers import problem
 
 ORDERS = f"{API}/orders"
 UNKNOWN_ID = "0190f5f0-0000-7000-8000-000000000000"

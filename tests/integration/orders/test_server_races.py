@@ -21,8 +21,8 @@ from uuid import UUID
 import httpx
 import pytest
 
-from tests.conftest import DatabaseFactory
-from tests.helpers import STRONG_PASSWORD, unique_email
+from tests.factories import STRONG_PASSWORD, unique_email
+from tests.helpers import DatabaseFactory
 from tests.processes import (
     ORDERDESK,
     free_port,

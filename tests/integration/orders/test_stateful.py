@@ -48,8 +48,8 @@ from orderdesk.orders.models import HOLDS_STOCK, Order, OrderLine, OrderStatus
 from orderdesk.orders.schemas import OrderCreate, OrderLineCreate
 from orderdesk.users.models import User
 from orderdesk.users.schemas import UserCreate
-from tests.conftest import DatabaseFactory, make_settings
-from tests.helpers import STRONG_PASSWORD, unique_email
+from tests.factories import STRONG_PASSWORD, unique_email
+from tests.helpers import DatabaseFactory, make_settings
 
 T = TypeVar("T")
 STEP_TIMEOUT_SECONDS = 30.0

@@ -10,16 +10,16 @@ import pytest
 
 from orderdesk.container import Container
 from orderdesk.orders.models import OrderStatus
-from tests.integration.catalog_fixtures import (
+from tests.factories import (
     API,
     Headers,
     create_product,
     place_order,
-    problem,
     set_order_status,
     stock_of,
     stored_order,
 )
+from tests.helpers import problem
 
 ORDERS = f"{API}/orders"
 UNKNOWN_ID = "0190f5f0-0000-7000-8000-000000000000"

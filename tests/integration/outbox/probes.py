@@ -20,7 +20,7 @@ from orderdesk.outbox import service as outbox_service
 from orderdesk.outbox.events import Event
 from orderdesk.outbox.models import EventStatus, OutboxEvent
 from orderdesk.outbox.wiring import EventContext, Handler
-from tests.conftest import drain_outbox, make_settings
+from tests.helpers import drain_outbox, make_settings
 
 LEASE = timedelta(seconds=60)
 STILL_FAILING: set[str] = set()

@@ -11,6 +11,8 @@ import pytest
 from orderdesk.auth.permissions import Role
 from orderdesk.container import Container
 from orderdesk.outbox.models import EventStatus
+from tests.factories import signed_in_as
+from tests.helpers import problem
 from tests.integration.outbox.probes import (
     RUNS,
     STILL_FAILING,
@@ -24,7 +26,6 @@ from tests.integration.outbox.probes import (
     token,
     update_event,
 )
-from tests.integration.support import problem, signed_in_as
 
 EVENTS = "/api/v1/admin/events"
 UNKNOWN_ID = "0190f5f0-0000-7000-8000-000000000000"

@@ -12,7 +12,7 @@ import pytest
 from orderdesk.bootstrap import build_container
 from orderdesk.container import Container
 from orderdesk.outbox.models import EventStatus
-from tests.conftest import DatabaseFactory, make_settings
+from tests.helpers import DatabaseFactory, make_settings
 from tests.integration.outbox.probes import Single, dead_letter, emit_one, stored_event
 from tests.servers import cli_env as cli_env_for
 from tests.servers import run_cli

@@ -24,8 +24,8 @@ from orderdesk.outbox.events import OrderPlaced
 from orderdesk.outbox.models import EventStatus, OutboxEvent
 from orderdesk.outbox.wiring import HandlerTable
 from orderdesk.users.models import User
+from tests.factories import make_account
 from tests.integration.outbox.probes import Fanout, Unheard, emit_event, events_of, token
-from tests.integration.support import create_account
 
 
 class Abort(Exception):
@@ -99,7 +99,7 @@ async def test_an_event_emitted_in_a_rolled_back_unit_of_work_is_never_written(
 
 
 async def a_customer_and_a_product(c: Container, *, stock: int = 10) -> tuple[User, UUID]:
-    customer = await create_account(c, Role.CUSTOMER)
+    customer = await make_account(c, Role.CUSTOMER)
     data = ProductCreate(
         sku=f"OUTBOX-{token()[:12]}",
         name="Outbox mug",

@@ -13,8 +13,8 @@ from orderdesk.core.uow import unit_of_work
 from orderdesk.outbox import service as outbox_service
 from orderdesk.outbox.models import EventStatus, OutboxEvent
 from orderdesk.outbox.wiring import installed
-from tests.conftest import drain_outbox
 from tests.fakes import ManualClock
+from tests.helpers import drain_outbox
 from tests.integration.outbox.probes import (
     LEASE,
     OBSERVED,

@@ -29,7 +29,7 @@ from orderdesk.outbox.models import EventStatus, OutboxEvent
 from orderdesk.outbox.scheduler import job_named, run_job
 from orderdesk.outbox.service import DONE_EVENT_RETENTION
 from orderdesk.users.models import User
-from tests.integration.support import create_account
+from tests.factories import make_account
 
 MINUTE = timedelta(minutes=1)
 
@@ -154,7 +154,7 @@ def outbox_event(
 
 
 async def test_an_old_unpaid_order_is_cancelled(container: Container) -> None:
-    customer = await create_account(container, Role.CUSTOMER)
+    customer = await make_account(container, Role.CUSTOMER)
     product_id = await a_product(container, stock=10)
     order_id = await an_order(container, customer, product_id, 3)
     await age_order(container, order_id, payment_ttl(container) + MINUTE)
@@ -166,7 +166,7 @@ async def test_an_old_unpaid_order_is_cancelled(container: Container) -> None:
 
 
 async def test_expiry_returns_the_orders_stock(container: Container) -> None:
-    customer = await create_account(container, Role.CUSTOMER)
+    customer = await make_account(container, Role.CUSTOMER)
     product_id = await a_product(container, stock=10)
     order_id = await an_order(container, customer, product_id, 3)
     await age_order(container, order_id, payment_ttl(container) + MINUTE)
@@ -178,7 +178,7 @@ async def test_expiry_returns_the_orders_stock(container: Container) -> None:
 
 
 async def test_a_young_unpaid_order_keeps_its_stock(container: Container) -> None:
-    customer = await create_account(container, Role.CUSTOMER)
+    customer = await make_account(container, Role.CUSTOMER)
     product_id = await a_product(container, stock=10)
     old = await an_order(container, customer, product_id, 3)
     young = await an_order(container, customer, product_id, 2)
@@ -192,7 +192,7 @@ async def test_a_young_unpaid_order_keeps_its_stock(container: Container) -> Non
 
 
 async def test_an_old_paid_order_is_not_expired(container: Container) -> None:
-    customer = await create_account(container, Role.CUSTOMER)
+    customer = await make_account(container, Role.CUSTOMER)
     product_id = await a_product(container, stock=10)
     order_id = await an_order(container, customer, product_id, 3)
     await set_order(
@@ -210,7 +210,7 @@ async def test_an_old_paid_order_is_not_expired(container: Container) -> None:
 
 
 async def test_expiring_twice_returns_the_stock_once(container: Container) -> None:
-    customer = await create_account(container, Role.CUSTOMER)
+    customer = await make_account(container, Role.CUSTOMER)
     product_id = await a_product(container, stock=10)
     order_id = await an_order(container, customer, product_id, 3)
     await age_order(container, order_id, payment_ttl(container) + MINUTE)
@@ -223,7 +223,7 @@ async def test_expiring_twice_returns_the_stock_once(container: Container) -> No
 
 
 async def test_an_expired_order_tells_its_customer(container: Container) -> None:
-    customer = await create_account(container, Role.CUSTOMER)
+    customer = await make_account(container, Role.CUSTOMER)
     product_id = await a_product(container, stock=10)
     order_id = await an_order(container, customer, product_id, 1)
     await age_order(container, order_id, payment_ttl(container) + MINUTE)
@@ -242,7 +242,7 @@ async def test_an_expired_order_tells_its_customer(container: Container) -> None
 
 
 async def test_expired_refresh_tokens_are_purged_and_live_ones_kept(container: Container) -> None:
-    user = await create_account(container, Role.CUSTOMER)
+    user = await make_account(container, Role.CUSTOMER)
     now = datetime.now(UTC)
     expired, live = refresh_token(user, now - MINUTE), refresh_token(user, now + MINUTE)
     await add(container, expired, live)
@@ -256,7 +256,7 @@ async def test_expired_refresh_tokens_are_purged_and_live_ones_kept(container: C
 async def test_expired_one_time_tokens_are_purged_and_live_ones_kept(
     container: Container,
 ) -> None:
-    user = await create_account(container, Role.CUSTOMER)
+    user = await make_account(container, Role.CUSTOMER)
     now = datetime.now(UTC)
     expired, live = one_time_token(user, now - MINUTE), one_time_token(user, now + MINUTE)
     await add(container, expired, live)
@@ -270,7 +270,7 @@ async def test_expired_one_time_tokens_are_purged_and_live_ones_kept(
 async def test_expired_idempotency_keys_are_purged_and_live_ones_kept(
     container: Container,
 ) -> None:
-    user = await create_account(container, Role.CUSTOMER)
+    user = await make_account(container, Role.CUSTOMER)
     now = datetime.now(UTC)
     expired = idempotency_record(user, now - MINUTE)
     live = idempotency_record(user, now + MINUTE)
@@ -318,7 +318,7 @@ async def test_old_events_that_are_not_done_are_kept(container: Container) -> No
 
 
 async def test_the_purge_counts_what_it_deleted(container: Container) -> None:
-    user = await create_account(container, Role.CUSTOMER)
+    user = await make_account(container, Role.CUSTOMER)
     now = datetime.now(UTC)
     long_done = now - DONE_EVENT_RETENTION - MINUTE
     await add(
@@ -338,7 +338,7 @@ async def test_the_purge_counts_what_it_deleted(container: Container) -> None:
 
 
 async def test_a_purge_with_nothing_expired_deletes_nothing(container: Container) -> None:
-    user = await create_account(container, Role.CUSTOMER)
+    user = await make_account(container, Role.CUSTOMER)
     now = datetime.now(UTC)
     live = refresh_token(user, now + MINUTE)
     await add(container, live)

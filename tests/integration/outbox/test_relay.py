@@ -28,8 +28,8 @@ from orderdesk.outbox.models import EventStatus, OutboxEvent
 from orderdesk.outbox.runners import InProcessRunner, relay_loop
 from orderdesk.outbox.wiring import EventContext
 from orderdesk.outbox.worker import RUN_EVENT, CeleryRunner
-from tests.conftest import DatabaseFactory, make_settings
 from tests.fakes import InstallHandlers, ManualClock
+from tests.helpers import DatabaseFactory, make_settings
 
 GATES: dict[str, asyncio.Event] = {}
 STARTED: list[str] = []  # "<gate>:<n>" per handler start

@@ -24,14 +24,14 @@ from orderdesk.core.uow import unit_of_work
 from orderdesk.outbox.models import EventStatus, OutboxEvent
 from orderdesk.users.schemas import UserCreate
 from orderdesk.webhooks.signing import verify
-from tests.conftest import (
+from tests.factories import STRONG_PASSWORD, bearer, sign_in, signed_up, unique_email
+from tests.helpers import (
     DatabaseFactory,
     JobsRunningTransport,
     drain_outbox,
     make_container,
     make_settings,
 )
-from tests.helpers import STRONG_PASSWORD, bearer, sign_in, signed_up, unique_email
 from tests.servers import Receiver
 
 
