@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from orderdesk import __version__
 from orderdesk.auth.api import router as auth_router
-from orderdesk.bootstrap import PERIODIC_JOBS, build_container
+from orderdesk.bootstrap import HANDLERS, PERIODIC_JOBS, build_container
 from orderdesk.catalog.api import router as catalog_router
 from orderdesk.container import Container
 from orderdesk.core.collector import freeze_startup_objects
@@ -25,6 +25,7 @@ from orderdesk.core.openapi import install_docs, install_openapi, operation_id
 from orderdesk.core.settings import Settings, get_settings
 from orderdesk.health.api import router as health_router
 from orderdesk.orders.api import router as orders_router
+from orderdesk.outbox import wiring
 from orderdesk.outbox.api import router as outbox_router
 from orderdesk.outbox.background import Background
 from orderdesk.users.api import router as users_router
@@ -35,6 +36,9 @@ API_PREFIX = "/api/v1"
 
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # A container passed in (tests, embedding) was not built by `build_container`,
+    # which installs the handler table: install it here too, or every emit fails.
+    wiring.install(HANDLERS)
     configure_logging(log_format=settings.log_format, level=settings.log_level)
 
     @asynccontextmanager

@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=ARGON2_MIN_MEMORY_KIB, ge=ARGON2_MIN_MEMORY_KIB)
     argon2_time_cost: int = Field(default=ARGON2_MIN_TIME_COST, ge=ARGON2_MIN_TIME_COST)
     argon2_parallelism: int = Field(default=1, ge=1)
-    # Hashes computed at once; unset: one per CPU (see core/security.py).
+    # Hashes computed at once; unset: one per CPU (see auth/passwords.py).
     password_hash_concurrency: int | None = Field(default=None, ge=1)
     password_min_score: int = Field(default=3, ge=0, le=4)
 
