@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -185,3 +187,44 @@ def run_cli(env: dict[str, str], workdir: Path, *args: str) -> subprocess.Comple
         check=False,
         stdin=subprocess.DEVNULL,
     )
+
+
+READY_TIMEOUT_SECONDS = 30.0
+
+
+def server_env(database_url: str) -> dict[str, str]:
+    """What a production `orderdesk serve` on `database_url` runs with (see
+    `tests.servers.cli_env`), with the sign-up limit lifted: every test's client comes
+    from one address, and a module shares a server."""
+    return {**cli_env(database_url), "ORDERDESK_SIGNUP_MAX_PER_ADDRESS": "100000"}
+
+
+def wait_until_ready(process: subprocess.Popen[bytes], base_url: str, stderr_path: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    last_error = "no answer yet"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(
+                f"orderdesk serve exited with {process.returncode}:\n"
+                + stderr_path.read_text(encoding="utf-8")[-4000:]
+            )
+        try:
+            response = httpx.get(f"{base_url}/health/ready", timeout=2.0)
+            if response.status_code == 200:
+                return
+            last_error = f"{response.status_code} {response.text}"
+        except httpx.TransportError as exc:
+            last_error = repr(exc)
+        time.sleep(0.1)
+    pytest.fail(f"orderdesk serve was not ready within {READY_TIMEOUT_SECONDS} s: {last_error}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.e2e.conftest import _SEEDED, server_env, stop, wait_until_ready
+from tests.e2e.conftest import _SEEDED
 from tests.helpers import DatabaseFactory
-from tests.servers import ORDERDESK, free_port, run_cli
+from tests.servers import ORDERDESK, free_port, run_cli, server_env, stop, wait_until_ready
 
 # Generated requests sign in and sign up thousands of times from one address: the
 # throttles (tested elsewhere) would answer most of the run with 429.

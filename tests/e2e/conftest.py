@@ -12,13 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.helpers import DatabaseFactory
-from tests.servers import ORDERDESK, cli_env, free_port, run_cli
+from tests.servers import ORDERDESK, free_port, run_cli, server_env, stop, wait_until_ready
 
-READY_TIMEOUT_SECONDS = 30.0
 _SEEDED = re.compile(r"email:\s*(?P<email>\S+)\s+password:\s*(?P<password>\S+)")
 
 
@@ -58,13 +56,6 @@ class Server:
             time.sleep(0.1)
 
 
-def server_env(database_url: str) -> dict[str, str]:
-    """What a production `orderdesk serve` on `database_url` runs with (see
-    `tests.servers.cli_env`), with the sign-up limit lifted: every test's client comes
-    from one address, and a module shares a server."""
-    return {**cli_env(database_url), "ORDERDESK_SIGNUP_MAX_PER_ADDRESS": "100000"}
-
-
 def migrate_and_seed(env: dict[str, str], workdir: Path) -> tuple[str, str]:
     """Build the schema and the demo data; the seeded admin's email and password."""
     migrated = run_cli(env, workdir, "migrate", "upgrade")
@@ -74,37 +65,6 @@ def migrate_and_seed(env: dict[str, str], workdir: Path) -> tuple[str, str]:
     credentials = _SEEDED.search(seeded.stdout)
     assert credentials, f"seed-demo printed no credentials:\n{seeded.stdout}"
     return credentials["email"], credentials["password"]
-
-
-def wait_until_ready(process: subprocess.Popen[bytes], base_url: str, stderr_path: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    last_error = "no answer yet"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"orderdesk serve exited with {process.returncode}:\n"
-                + stderr_path.read_text(encoding="utf-8")[-4000:]
-            )
-        try:
-            response = httpx.get(f"{base_url}/health/ready", timeout=2.0)
-            if response.status_code == 200:
-                return
-            last_error = f"{response.status_code} {response.text}"
-        except httpx.TransportError as exc:
-            last_error = repr(exc)
-        time.sleep(0.1)
-    pytest.fail(f"orderdesk serve was not ready within {READY_TIMEOUT_SECONDS} s: {last_error}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")

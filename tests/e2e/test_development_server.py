@@ -14,10 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import stop, wait_until_ready
 from tests.factories import STRONG_PASSWORD, unique_email
 from tests.helpers import access_claims, sign_claims
-from tests.servers import ORDERDESK, free_port, run_cli
+from tests.servers import ORDERDESK, free_port, run_cli, stop, wait_until_ready
 
 pytestmark = pytest.mark.e2e
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, migrate_and_seed, server_env, stop, wait_until_ready
+from tests.e2e.conftest import Server, migrate_and_seed
 from tests.e2e.fault_app import FAULT_PATH
-from tests.servers import free_port
+from tests.servers import free_port, server_env, stop, wait_until_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import server_env
 from tests.e2e.support.shop import create_admin
 from tests.helpers import DatabaseFactory
-from tests.servers import run_cli
+from tests.servers import run_cli, server_env
 
 
 @pytest.fixture(scope="module")

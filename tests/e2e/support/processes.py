@@ -19,8 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import server_env
-from tests.servers import ORDERDESK, free_port
+from tests.servers import ORDERDESK, free_port, server_env
 
 
 class Process:

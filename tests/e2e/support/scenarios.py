@@ -11,12 +11,11 @@ from pathlib import Path
 import httpx
 import redis
 
-from tests.e2e.conftest import server_env
 from tests.e2e.support.mail import Tally, wait_for_mail
 from tests.e2e.support.outbox import outbox_counts, unfinished_events, wait_for_outbox_to_settle
 from tests.e2e.support.processes import Deployment, Killer, deployment, jobs_env
 from tests.e2e.support.shop import Placed, create_admin, open_shop, place_orders
-from tests.servers import SmtpServer, run_cli, smtp_server
+from tests.servers import SmtpServer, run_cli, server_env, smtp_server
 from tests.services import port_open, unavailable
 
 REDIS_BROKER = "redis://127.0.0.1:6379/13"

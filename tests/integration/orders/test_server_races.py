@@ -23,7 +23,7 @@ import pytest
 
 from tests.factories import STRONG_PASSWORD, unique_email
 from tests.helpers import DatabaseFactory
-from tests.processes import (
+from tests.servers import (
     ORDERDESK,
     free_port,
     run_cli,
