@@ -31,10 +31,10 @@ import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any, get_type_hints
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
 from uuid import UUID
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, params
 from fastapi.exceptions import ResponseValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError
@@ -123,7 +123,9 @@ def idempotent(endpoint: Endpoint) -> Endpoint:
     """Make a route idempotent under the caller's `Idempotency-Key` (see the module
     docstring). Put it beneath the router's decorator; the route's status code and
     response model are those it declares. The request body, if any, is the one
-    parameter annotated with a Pydantic model class.
+    parameter annotated with a Pydantic model class (bare or with `Body()`). It
+    cannot take a `Response` parameter: the answer is stored and replayed as its
+    body and status alone.
 
     FastAPI sees the route's own parameters plus one dependency that brings the key,
     the caller and the unit of work; the route's body runs only when this request
@@ -135,11 +137,15 @@ def idempotent(endpoint: Endpoint) -> Endpoint:
         parameter.replace(annotation=hints.get(name, parameter.annotation))
         for name, parameter in signature.parameters.items()
     ]
-    bodies = [
-        parameter.name
-        for parameter in parameters
-        if isinstance(parameter.annotation, type) and issubclass(parameter.annotation, BaseModel)
-    ]
+    for parameter in parameters:
+        if _base_type(parameter.annotation) is Response:
+            # Headers set on the injected response would not reach a raw Response
+            # answer, nor be stored for the replay: refuse rather than drop them.
+            raise TypeError(
+                f"{endpoint.__name__}: an idempotent route cannot take a Response parameter; "
+                "its headers could not be replayed"
+            )
+    bodies = [parameter.name for parameter in parameters if _is_body(parameter.annotation)]
     if len(bodies) > 1:
         raise TypeError(f"{endpoint.__name__}: one request body at most, found {bodies}")
     body_name = bodies[0] if bodies else None
@@ -159,6 +165,23 @@ def idempotent(endpoint: Endpoint) -> Endpoint:
         parameters=[*parameters, extra], return_annotation=hints.get("return")
     )
     return run_once
+
+
+def _base_type(annotation: Any) -> Any:
+    """`X` for `X` and for `Annotated[X, ...]`."""
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+
+
+def _is_body(annotation: Any) -> bool:
+    """Whether FastAPI reads this parameter from the request body: a Pydantic model,
+    bare or `Annotated` with nothing but `Body()` (a model behind `Depends`,
+    `Query` or another source is not the body)."""
+    base = _base_type(annotation)
+    if not (isinstance(base, type) and issubclass(base, BaseModel)):
+        return False
+    metadata = get_args(annotation)[1:] if get_origin(annotation) is Annotated else ()
+    sources = [m for m in metadata if isinstance(m, params.Param | params.Depends | params.Body)]
+    return all(isinstance(m, params.Body) for m in sources)
 
 
 async def _run_once(

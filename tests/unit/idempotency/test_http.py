@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import pytest
-from fastapi import Depends
+from fastapi import Body, Depends, Response
 from fastapi.exceptions import ResponseValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, PositiveInt
@@ -113,6 +113,62 @@ def test_a_route_with_two_bodies_is_refused_at_import() -> None:
 
     with pytest.raises(TypeError, match="one request body"):
         idempotent(two)
+
+
+def test_a_body_declared_with_body_counts_as_the_body() -> None:
+    async def two(first: Annotated[Order, Body()], second: Placed) -> Placed:
+        raise AssertionError
+
+    with pytest.raises(TypeError, match="one request body"):
+        idempotent(two)
+
+
+def current_placed() -> Placed:
+    return Placed(quantity=1)
+
+
+def test_a_model_from_another_source_is_not_the_body() -> None:
+    async def route(data: Order, seen: Annotated[Placed, Depends(current_placed)]) -> Placed:
+        raise AssertionError
+
+    idempotent(route)  # one body: `seen` comes from a dependency
+
+
+async def test_an_annotated_body_is_what_the_fingerprint_covers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fingerprints: list[str] = []
+
+    async def claim_key(uow: Any, *, fingerprint: str, **_: Any) -> UUID:
+        fingerprints.append(fingerprint)
+        return uuid.uuid4()
+
+    async def record_response(*_: Any) -> None:
+        return None
+
+    monkeypatch.setattr(idempotency_service, "claim_key", claim_key)
+    monkeypatch.setattr(idempotency_service, "record_response", record_response)
+
+    @idempotent
+    async def annotated(data: Annotated[Order, Body(embed=False)]) -> Placed:
+        return Placed(quantity=data.quantity)
+
+    hidden = idempotency_http._WRAPPER_ARGUMENT
+    for quantity in (1, 2):
+        await annotated(data=Order(quantity=quantity), **{hidden: context("k")})
+
+    assert fingerprints == [
+        fingerprint("POST", "/orders", Order(quantity=1)),
+        fingerprint("POST", "/orders", Order(quantity=2)),
+    ]
+
+
+def test_a_route_taking_the_response_is_refused_at_import() -> None:
+    async def sets_headers(data: Order, response: Response) -> Placed:
+        raise AssertionError
+
+    with pytest.raises(TypeError, match="Response parameter"):
+        idempotent(sets_headers)
 
 
 async def test_a_fresh_key_runs_the_route_and_records_the_validated_answer(
