@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import httpx
-from fastapi import Depends, Request
+from fastapi import Depends
 from redis.asyncio import Redis
 
 from orderdesk.auth.passwords import PasswordHasher
@@ -18,8 +18,7 @@ from orderdesk.auth.throttle import ActionLimits, SigninThrottle
 from orderdesk.auth.tokens import TokenCodec
 from orderdesk.core.clock import Clock
 from orderdesk.core.database import Database
-from orderdesk.core.errors import ServiceUnavailable
-from orderdesk.core.openapi import problems
+from orderdesk.core.deps import get_adapters
 from orderdesk.core.settings import Settings
 from orderdesk.notifications.mailer import Mailer
 
@@ -54,12 +53,7 @@ class Container:
         await self.http.aclose()
 
 
-# Dependencies are `async def` even when they do not await: FastAPI runs plain
-# functions in a worker thread, a hop per request for nothing.
-@problems(ServiceUnavailable)  # whatever reaches the services may find one down
-async def get_container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
-
-
-ContainerDep = Annotated[Container, Depends(get_container)]
+# The same dependency callable as `core.deps.AdaptersDep`, so FastAPI resolves the
+# container once per request whichever of the two annotations a route uses: the
+# core sees it through its `Adapters` protocol, everything above as the container.
+ContainerDep = Annotated[Container, Depends(get_adapters)]

@@ -152,17 +152,6 @@ class Database:
             else:
                 yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
-    @asynccontextmanager
-    async def latest_session(self) -> AsyncIterator[AsyncSession]:
-        """An ORM session on `current_state()`: for a background handler reading what
-        the transaction that caused its event wrote (a replica may not have it yet).
-        Objects stay usable after the block; nothing is written."""
-        async with (
-            self.current_state() as connection,
-            AsyncSession(bind=connection, expire_on_commit=False) as session,
-        ):
-            yield session
-
     async def ping(self) -> None:
         # Through the read engine: on SQLite the primary's transactions begin with
         # BEGIN IMMEDIATE and would queue a health probe behind every writer.

@@ -37,6 +37,16 @@ class PrimaryReads:
     def connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
         return self.open_connection()
 
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """An ORM session on one such connection, for repository functions written
+        for sessions. Objects stay usable after the block; nothing is written."""
+        async with (
+            self.open_connection() as connection,
+            AsyncSession(bind=connection, expire_on_commit=False) as session,
+        ):
+            yield session
+
     @classmethod
     def on(cls, connection: AsyncConnection) -> PrimaryReads:
         """Reads on a connection someone else holds (and closes): a handler's unit

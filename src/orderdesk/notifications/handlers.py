@@ -28,7 +28,7 @@ async def send_order_mail(c: Container, event: OrderEvent, ctx: EventContext) ->
     key = notification_service.order_mail_key(kind, event.order_id)
     # One connection to the primary (a replica may not have the order yet): the
     # effect check, the order with its lines, and its customer's address.
-    async with c.database.current_state() as connection:
+    async with c.database.primary_reads().connection() as connection:
         if await outbox_repository.effect_done(connection, key):
             return
         order = await order_repository.get_with_lines(connection, event.order_id)
@@ -75,5 +75,5 @@ async def _send_once(c: Container, *, key: str, message: EmailMessage, ctx: Even
 
 async def _already_sent(c: Container, key: str) -> bool:
     # The primary, never a replica: a lagging replica would miss a recorded send.
-    async with c.database.current_state() as connection:
+    async with c.database.primary_reads().connection() as connection:
         return await outbox_repository.effect_done(connection, key)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response, status
 from orderdesk.auth.dependencies import require
 from orderdesk.auth.permissions import Permission, Principal
 from orderdesk.container import ContainerDep
-from orderdesk.core.deps import Cursor, Limit, ReplicaReadsDep, UnitOfWorkDep
+from orderdesk.core.deps import Cursor, Limit, PrimaryReadsDep, ReplicaReadsDep, UnitOfWorkDep
 from orderdesk.core.openapi import links, problems
 from orderdesk.core.pagination import DEFAULT_LIMIT, InvalidCursor, Page
 from orderdesk.webhooks import service as webhook_service
@@ -74,7 +74,7 @@ async def enable_subscription(
 async def list_deliveries(
     subscription_id: UUID,
     _: Admin,
-    reads: ReplicaReadsDep,
+    reads: PrimaryReadsDep,  # not a replica: a subscription just made must not 404
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[DeliveryPublic]:

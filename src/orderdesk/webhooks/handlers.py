@@ -45,7 +45,7 @@ async def deliver_webhook(c: Container, event: WebhookDeliveryRequested, ctx: Ev
     delivery_id = event.delivery_id
     # The primary, never a replica: the delivery was written a moment ago, and a
     # stale status could send it twice.
-    async with c.database.latest_session() as session:
+    async with c.database.primary_reads().session() as session:
         delivery = await webhook_repository.get_delivery(session, delivery_id)
         sub = await webhook_repository.get(session, delivery.subscription_id) if delivery else None
     if delivery is None or delivery.status is not DeliveryStatus.PENDING:

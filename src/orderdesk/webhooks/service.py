@@ -100,7 +100,7 @@ async def enable_subscription(uow: UnitOfWork, *, subscription_id: UUID) -> Subs
 
 
 async def list_deliveries(
-    reads: ReplicaReads, *, subscription_id: UUID, limit: int, cursor: str | None
+    reads: PrimaryReads, *, subscription_id: UUID, limit: int, cursor: str | None
 ) -> Page[DeliveryPublic]:
     after = decode_id_cursor(cursor, kind="deliveries")
     async with reads.session() as session:

@@ -249,13 +249,23 @@ async def test_a_delivery_is_sent_even_when_the_read_replica_lags(
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             admin = await _admin_headers(client, c)
-            await _subscribe(client, admin, receiver.url)
+            subscription = await _subscribe(client, admin, receiver.url)
 
             order_id = await _place_order(client, admin)
             await _settle_retries(c)
+            listed = await client.get("/api/v1/webhooks", headers=admin)
+            deliveries = await client.get(
+                f"/api/v1/webhooks/{subscription['id']}/deliveries", headers=admin
+            )
     finally:
         await c.http.aclose()
         await replica.dispose()
 
     assert len(receiver.received) == 1
     assert json.loads(receiver.received[0]["body"])["data"]["order"]["id"] == order_id
+    # The list of subscriptions may lag (it reads the replica, which has none), but
+    # the deliveries of one named by id are read from the primary: no 404.
+    assert listed.json()["items"] == []
+    assert deliveries.status_code == 200, deliveries.text
+    [delivery] = deliveries.json()["items"]
+    assert delivery["status"] == "succeeded"
