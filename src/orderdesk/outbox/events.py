@@ -19,7 +19,10 @@ from orderdesk.auth.models import TokenPurpose
 
 
 class Event(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Unknown fields are ignored, not refused: during a rolling deploy a newer
+    # process may emit a field this one does not know yet, and its handler must
+    # still run on what it does know.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     topic: ClassVar[str]
 
@@ -100,7 +103,6 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     PasswordResetRequested,
     WebhookDeliveryRequested,
 )
-BY_TOPIC: dict[str, type[Event]] = {event.topic: event for event in EVENT_TYPES}
 
 # What webhook subscribers can receive: spelled once, here, as the API's enum.
 WebhookTopic = Literal[

@@ -116,7 +116,12 @@ async def run_event(c: Container, event_id: UUID) -> bool:
 
     No transaction is held while the handler runs. If the lease runs out meanwhile
     and another runner takes the event too, the handler's idempotency key makes the
-    second run a no-op."""
+    second run a no-op.
+
+    A process with no handler table raises `HandlersNotInstalled` before touching
+    the event: that is a bug in the process, not a failure of the event, and must
+    not use up its attempts."""
+    handlers = installed()
     try:
         async with unit_of_work(c.database, clock=c.clock) as uow:
             started = await outbox_repository.start(
@@ -136,7 +141,7 @@ async def run_event(c: Container, event_id: UUID) -> bool:
         structlog.contextvars.bind_contextvars(
             request_id=context.request_id, event_id=str(event_id), handler=started.handler
         )
-        consumer = installed().named(started.handler)
+        consumer = handlers.named(started.handler)
         if consumer is None:
             raise LookupError(f"no handler named {started.handler!r}")
         if consumer.event_type.topic != started.topic:

@@ -11,8 +11,9 @@ import pytest
 from orderdesk.container import Container
 from orderdesk.core.uow import unit_of_work
 from orderdesk.outbox import service as outbox_service
+from orderdesk.outbox import wiring
 from orderdesk.outbox.models import EventStatus, OutboxEvent
-from orderdesk.outbox.wiring import installed
+from orderdesk.outbox.wiring import HandlersNotInstalled, installed
 from tests.fakes import ManualClock
 from tests.helpers import drain_outbox
 from tests.integration.outbox.probes import (
@@ -256,3 +257,21 @@ async def test_an_event_whose_topic_its_handler_does_not_take_fails_with_the_rea
     assert stored.attempts == 1
     assert stored.last_error is not None
     assert "test.other" in stored.last_error
+
+
+async def test_a_process_without_a_handler_table_uses_up_no_attempt(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event_id = await emit_one(container, Observed)
+    await claim(container, now=later())
+    monkeypatch.setattr(wiring, "_overrides", [])
+    monkeypatch.setattr(wiring, "_process_table", None)
+
+    # A misbuilt process is a bug to raise, not a failure of the event: the event
+    # keeps its whole retry budget for a process that can run it.
+    with pytest.raises(HandlersNotInstalled):
+        await outbox_service.run_event(container, event_id)
+
+    stored = await stored_event(container, event_id)
+    assert stored.attempts == 0
+    assert stored.last_error is None
