@@ -12,7 +12,6 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from orderdesk.bootstrap import build_container
 from orderdesk.core.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -48,6 +47,9 @@ def _settings() -> Settings:
 
 
 def _run_with_container(work: Callable[..., Awaitable[T]]) -> T:
+    # Imported here, not at the top: the composition root pulls in every domain,
+    # the ORM and the web framework, which `--help` and most commands never need.
+    from orderdesk.bootstrap import build_container
 
     async def runner() -> T:
         container = build_container(_settings())
@@ -103,12 +105,13 @@ def worker(
     pool: Annotated[str, typer.Option(help="Celery pool: prefork or solo.")] = "prefork",
 ) -> None:
     """Run a Celery worker for outbox events, plus the outbox relay."""
+    from orderdesk.bootstrap import PERIODIC_JOBS, build_container
     from orderdesk.outbox.relay_thread import RelayThread
     from orderdesk.outbox.worker import make_celery
 
     settings = _broker_settings()
-    celery = make_celery(settings)
-    relay = RelayThread(settings, celery)
+    celery = make_celery(settings, build=build_container, periodic_jobs=PERIODIC_JOBS)
+    relay = RelayThread(settings, celery, build=build_container)
     relay.start()
     try:
         celery.worker_main(
@@ -125,9 +128,10 @@ def beat(
     ),
 ) -> None:
     """Run Celery beat: the periodic jobs (expire unpaid orders, purges, analytics)."""
+    from orderdesk.bootstrap import PERIODIC_JOBS
     from orderdesk.outbox.worker import make_celery
 
-    celery = make_celery(_broker_settings())
+    celery = make_celery(_broker_settings(), periodic_jobs=PERIODIC_JOBS)
     celery.start(["beat", "--loglevel=INFO", f"--schedule={schedule}"])
 
 

@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 from celery import Celery
 
-from orderdesk.bootstrap import build_container
+from orderdesk.container import Container
 from orderdesk.core.settings import Settings
 from orderdesk.outbox.runners import relay_loop
 from orderdesk.outbox.worker import CeleryRunner
 
 
 class RelayThread(threading.Thread):
-    def __init__(self, settings: Settings, celery: Celery) -> None:
+    def __init__(
+        self, settings: Settings, celery: Celery, *, build: Callable[[Settings], Container]
+    ) -> None:
         super().__init__(name="outbox-relay", daemon=True)
         self._settings = settings
+        self._build = build
         self._celery = celery
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: asyncio.Event | None = None
@@ -29,7 +33,7 @@ class RelayThread(threading.Thread):
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
-        container = build_container(self._settings)
+        container = self._build(self._settings)
         relay = relay_loop(container, CeleryRunner(self._celery, self._settings))
         relay.start()
         try:

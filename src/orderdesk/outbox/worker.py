@@ -15,24 +15,35 @@ shared async handlers on it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 
-from orderdesk.bootstrap import PERIODIC_JOBS, build_container
 from orderdesk.container import Container
 from orderdesk.core.logging import flush_logging
 from orderdesk.core.settings import Settings, get_settings
 from orderdesk.outbox import service as outbox_service
-from orderdesk.outbox.scheduler import job_named, run_job
+from orderdesk.outbox.scheduler import PeriodicJob, job_named, run_job
 
 RUN_EVENT = "orderdesk.run_event"
 RUN_PERIODIC = "orderdesk.run_periodic"
 
 
-def make_celery(settings: Settings) -> Celery:
+def make_celery(
+    settings: Settings,
+    *,
+    build: Callable[[Settings], Container] | None = None,
+    periodic_jobs: Sequence[PeriodicJob] = (),
+) -> Celery:
+    """The Celery app. A process that only publishes (an API process's relay) needs
+    nothing more; beat needs the `periodic_jobs` to schedule, and a worker also needs
+    `build`, how each of its processes makes its container (the composition root,
+    `orderdesk.bootstrap`, passes both: this module imports nothing above it)."""
+    _WorkerState.build = build
+    _WorkerState.periodic_jobs = tuple(periodic_jobs)
     app = Celery("orderdesk", broker=settings.broker_url, set_as_current=True)
     visibility = int(max(3600, 4 * settings.event_backoff_max_seconds))
     app.conf.update(
@@ -52,7 +63,7 @@ def make_celery(settings: Settings) -> Celery:
                 "schedule": job.every.total_seconds(),
                 "args": (job.name,),
             }
-            for job in PERIODIC_JOBS
+            for job in periodic_jobs
         },
     )
     app.task(name=RUN_EVENT)(_run_event_task)
@@ -65,6 +76,9 @@ class _WorkerState:
 
     loop: asyncio.AbstractEventLoop | None = None
     container: Container | None = None
+    # Set by `make_celery` in the parent, inherited by forked pool processes.
+    build: Callable[[Settings], Container] | None = None
+    periodic_jobs: tuple[PeriodicJob, ...] = ()
 
     @classmethod
     def run(cls, coro_factory: Any) -> Any:
@@ -82,7 +96,9 @@ def _start_worker_process(**_: Any) -> None:
     configure_logging(log_format=settings.log_format, level=settings.log_level)
     _WorkerState.loop = asyncio.new_event_loop()
     asyncio.set_event_loop(_WorkerState.loop)
-    _WorkerState.container = build_container(settings)
+    if _WorkerState.build is None:
+        raise RuntimeError("make_celery(build=...) was not given how to build the container")
+    _WorkerState.container = _WorkerState.build(settings)
 
 
 def _stop_worker_process(**_: Any) -> None:
@@ -103,7 +119,7 @@ def _run_event_task(event_id: str) -> bool:
 
 
 def _run_periodic_task(name: str) -> int:
-    job = job_named(PERIODIC_JOBS, name)
+    job = job_named(_WorkerState.periodic_jobs, name)
     return int(_WorkerState.run(lambda c: run_job(c, job)))
 
 
