@@ -5,10 +5,11 @@ Every setting is documented in docs/configuration.md; keep the two in step.
 
 from __future__ import annotations
 
+import warnings
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import (
     AliasChoices,
@@ -27,6 +28,16 @@ DEFAULT_SECRET_KEY_FILE = Path(".orderdesk-secret-key")
 # OWASP's minimum for argon2id: 19 MiB of memory, two passes, one lane.
 ARGON2_MIN_MEMORY_KIB = 19 * 1024
 ARGON2_MIN_TIME_COST = 2
+
+
+# Old name → new name, for settings renamed in the reshape of the outbox.
+RENAMED = {
+    "job_max_attempts": "event_max_attempts",
+    "job_lease_seconds": "event_lease_seconds",
+    "job_backoff_base_seconds": "event_backoff_base_seconds",
+    "job_backoff_max_seconds": "event_backoff_max_seconds",
+    "job_concurrency": "handler_concurrency",
+}
 
 
 def _renamed(name: str, old: str) -> AliasChoices:
@@ -132,6 +143,21 @@ class Settings(BaseSettings):
     handler_concurrency: int = Field(
         default=8, ge=1, validation_alias=_renamed("handler_concurrency", "job_concurrency")
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _take_renamed_arguments(cls, data: Any) -> Any:
+        """`Settings(job_max_attempts=3)`, the old keyword, sets the new field (as the
+        old variable does) instead of being dropped as an unknown extra."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for old, new in RENAMED.items():
+            if old in data:
+                warnings.warn(f"{old} is renamed {new}", DeprecationWarning, stacklevel=2)
+                data.setdefault(new, data.pop(old))
+        return data
+
     relay_batch_size: int = Field(default=100, ge=1)
     relay_interval_seconds: float = Field(default=0.5, gt=0)
     relay_max_in_flight: int = Field(default=32, ge=1)

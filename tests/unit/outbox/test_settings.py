@@ -67,3 +67,13 @@ def test_an_unprefixed_name_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("JOB_MAX_ATTEMPTS", "3")
 
     assert Settings(_env_file=None).event_max_attempts == 8
+
+
+@pytest.mark.parametrize(("field", "old", "raw", "value"), RENAMED)
+def test_an_old_keyword_sets_the_new_setting_with_a_warning(
+    field: str, old: str, raw: str, value: object
+) -> None:
+    with pytest.warns(DeprecationWarning, match=f"{old.lower()} is renamed {field}"):
+        settings = Settings(_env_file=None, **{old.lower(): raw})
+
+    assert getattr(settings, field) == value
