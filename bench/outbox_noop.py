@@ -21,7 +21,7 @@ BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/7")
 RECORD_URL = os.environ.get("BENCH_RECORD_URL", BROKER_URL)
 RECORD_KEY = "bench:outbox:noop"
 NOOP = "bench.noop"
-# make_celery: max(3600, 4 x ORDERDESK_JOB_BACKOFF_MAX_SECONDS), 600 by default.
+# make_celery: max(3600, 4 x ORDERDESK_EVENT_BACKOFF_MAX_SECONDS), 600 by default.
 VISIBILITY_TIMEOUT = 3600
 
 _records: redis.Redis | None = None
