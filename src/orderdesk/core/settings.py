@@ -9,7 +9,7 @@ import warnings
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AliasChoices,
@@ -19,7 +19,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orderdesk.core import secret_key as secret_keys
 from orderdesk.core.secret_key import MIN_SECRET_KEY_LENGTH
@@ -28,6 +28,10 @@ DEFAULT_SECRET_KEY_FILE = Path(".orderdesk-secret-key")
 # OWASP's minimum for argon2id: 19 MiB of memory, two passes, one lane.
 ARGON2_MIN_MEMORY_KIB = 19 * 1024
 ARGON2_MIN_TIME_COST = 2
+STRIPE_API_BASE = "https://api.stripe.com"
+# The version stripe 16.1 pins (stripe._api_version._ApiVersion.CURRENT; a test
+# keeps them equal). Bump it with the SDK and the webhook endpoints' version together.
+STRIPE_API_VERSION = "2026-10-28.endive"
 
 
 # Old name → new name, for settings renamed in the reshape of the outbox.
@@ -83,6 +87,47 @@ class Settings(BaseSettings):
     smtp_url: str | None = None
     payment_gateway_url: str | None = None
     sentry_dsn: SecretStr | None = None
+
+    # Payments (docs/configuration.md, "Payments"): a key alone means Stripe itself,
+    # payment_gateway_url points the same adapter elsewhere (the sandbox), neither
+    # means the in-process sandbox.
+    stripe_api_key: SecretStr | None = None
+    # Comma-separated in the environment; several while a secret is rotated.
+    stripe_webhook_secrets: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    stripe_api_version: str = STRIPE_API_VERSION
+    payment_gateway_timeout_seconds: float = Field(default=8.0, gt=0, le=60)
+    payment_gateway_max_retries: int = Field(default=2, ge=0, le=5)
+    payment_breaker_failures: int = Field(default=5, ge=1)
+    payment_breaker_open_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("stripe_api_key", mode="before")
+    @classmethod
+    def _empty_key_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("stripe_webhook_secrets", mode="before")
+    @classmethod
+    def _split_webhook_secrets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    def _payment_problems(self) -> list[str]:
+        """Production takes real payments from Stripe only. Until payments are wired
+        in, a production process configuring none of these is not refused."""
+        if not (self.stripe_api_key or self.payment_gateway_url or self.stripe_webhook_secrets):
+            return []
+        problems = []
+        if (self.payment_gateway_url or STRIPE_API_BASE).rstrip("/") != STRIPE_API_BASE:
+            problems.append(f"ORDERDESK_PAYMENT_GATEWAY_URL must be {STRIPE_API_BASE} or unset")
+        key = self.stripe_api_key.get_secret_value() if self.stripe_api_key else ""
+        if not key:
+            problems.append("ORDERDESK_STRIPE_API_KEY is not set")
+        elif key.startswith(("sk_test_", "rk_test_")):
+            problems.append("ORDERDESK_STRIPE_API_KEY is a test-mode key")
+        if not self.stripe_webhook_secrets:
+            problems.append("ORDERDESK_STRIPE_WEBHOOK_SECRETS is not set")
+        return problems
 
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -220,6 +265,7 @@ class Settings(BaseSettings):
             problems.append("ORDERDESK_DEBUG must be off")
         if self.database_echo:
             problems.append("ORDERDESK_DATABASE_ECHO must be off (it logs query parameters)")
+        problems.extend(self._payment_problems())
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
