@@ -28,6 +28,7 @@ from typing import Any, TypeVar, cast
 
 import httpx
 import stripe
+import structlog
 from stripe.params import (
     EventListParams,
     PaymentIntentCancelParams,
@@ -51,6 +52,7 @@ from orderdesk.payments.gateway import (
     MalformedEvent,
     OutcomeUnknown,
     PaymentDeclined,
+    PaymentGateway,
     Refund,
     WebhookEndpoint,
 )
@@ -62,6 +64,8 @@ from orderdesk.payments.stripe_objects import (
 )
 
 T = TypeVar("T")
+
+log = structlog.get_logger("orderdesk.payments")
 
 # The sandbox accepts any test key; a URL without a key means it.
 SANDBOX_API_KEY = "sk_test_orderdesk_sandbox"
@@ -278,7 +282,11 @@ async def _answer(call: Awaitable[stripe.StripeObject]) -> dict[str, Any]:
     try:
         answer = await call
     except stripe.StripeError as error:
-        raise map_error(error) from error
+        mapped = map_error(error)
+        if isinstance(mapped, GatewayMisconfigured):
+            # Every call fails alike until an operator fixes the key: say so loudly.
+            log.error("payment_gateway_misconfigured", status=mapped.status, message=str(mapped))
+        raise mapped from error
     return answer.to_dict()
 
 
@@ -289,6 +297,10 @@ def _read(convert: Callable[[dict[str, Any]], T], answer: dict[str, Any]) -> T:
     except (ValueError, KeyError, TypeError) as problem:
         kind = answer.get("object", "object")
         raise OutcomeUnknown(f"unreadable {kind} {answer.get('id')}: {problem!r}") from None
+
+
+def _conforms(gateway: StripeGateway) -> PaymentGateway:
+    return gateway  # mypy checks here that the adapter implements the port
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
