@@ -312,6 +312,65 @@ def import_products(
     )
 
 
+@app.command("sandbox-gateway")
+def sandbox_gateway(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8420,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="Deliver every event here (with --webhook-secret).")
+    ] = None,
+    webhook_secret: Annotated[
+        str | None, typer.Option(help="The whsec_ secret that signs --webhook-url deliveries.")
+    ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(help='A fault rule, JSON or "fault=latency,path=/v1/*,latency_ms=200".'),
+    ] = None,
+    faults_file: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help='A JSON file of {"rules": [...]}.'),
+    ] = None,
+    webhook_max_attempts: Annotated[int, typer.Option(min=1, help="Attempts per delivery.")] = 5,
+    webhook_backoff: Annotated[float, typer.Option(min=0, help="First retry delay, s.")] = 1.0,
+    webhook_backoff_factor: Annotated[float, typer.Option(min=1, help="Delay growth.")] = 5.0,
+    webhook_timeout: Annotated[float, typer.Option(min=0.1, help="Per attempt, s.")] = 10.0,
+    hang_cap: Annotated[float, typer.Option(min=0, help="Longest hold of hang faults, s.")] = 30.0,
+    require_return_url: Annotated[
+        bool, typer.Option(help="Refuse redirect-capable confirms without return_url.")
+    ] = True,
+) -> None:
+    """Serve the sandbox payment gateway: Stripe's wire protocol with switchable faults.
+
+    See docs/sandbox-gateway.md for the endpoints, the faults and the control plane.
+    """
+    import json
+
+    from orderdesk.sandbox.config import SandboxConfig
+    from orderdesk.sandbox.faults import parse_rules, rules_from_flags
+    from orderdesk.sandbox.server import serve as serve_sandbox
+
+    try:
+        rules = rules_from_flags(fault or [])
+        if faults_file is not None:
+            rules += parse_rules(json.loads(faults_file.read_text(encoding="utf-8")))
+        config = SandboxConfig(
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+            webhook_max_attempts=webhook_max_attempts,
+            webhook_backoff_seconds=webhook_backoff,
+            webhook_backoff_factor=webhook_backoff_factor,
+            webhook_timeout_seconds=webhook_timeout,
+            hang_cap_seconds=hang_cap,
+            require_return_url=require_return_url,
+            faults=rules,
+        )
+    except ValueError as exc:  # a bad rule, bad JSON, or a bad combination
+        console.print(f"[red]cannot start the sandbox gateway:[/red] {exc}")
+        raise typer.Exit(code=2) from exc
+    console.print(f"sandbox gateway (Stripe wire subset) on http://{host}:{port}")
+    serve_sandbox(config, host=host, port=port)
+
+
 async def _import(c: object, products: list[Any]) -> Any:
     from rich.progress import Progress
 
