@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -74,8 +75,7 @@ class Sandbox:
     ) -> None:
         self.config = config
         self.clock = clock or SandboxClock()
-        self.store = Store()
-        self.store.requests = type(self.store.requests)(maxlen=config.request_log_size)
+        self.store = Store(requests=deque(maxlen=config.request_log_size))
         self.faults = FaultBook()
         self.faults.set(config.faults)
         self.idempotency = IdempotencyStore(self.clock, ttl_seconds=config.idempotency_ttl_seconds)
@@ -153,14 +153,14 @@ class Sandbox:
                 raise errors.not_found_route(method, path)
         except errors.StripeError as exc:
             entry["status"] = exc.status
-            await _send(send, _error_answer(exc), request_id, headers)
+            await _send(send, _error_answer(exc), request_id, headers, method=method)
             return
         rule = self.faults.for_request(method, path)
         entry["fault"] = rule.fault if rule else None
         if rule is not None and rule.fault == "error_before":
             answer = _fault_answer(rule)
             entry["status"] = answer.status
-            await _send(send, answer, request_id, headers)
+            await _send(send, answer, request_id, headers, method=method)
             return
         if rule is not None and rule.fault == "latency":
             await asyncio.sleep((rule.latency_ms or DEFAULT_LATENCY_MS) / 1000)
@@ -169,7 +169,7 @@ class Sandbox:
         )
         entry["status"] = answer.status
         entry["replayed"] = replayed
-        await self._respond(send, answer, request_id, headers, rule)
+        await self._respond(send, answer, request_id, headers, rule, method)
 
     async def _execute(
         self,
@@ -240,13 +240,14 @@ class Sandbox:
         request_id: str,
         headers: dict[str, str],
         rule: FaultRule | None,
+        method: str,
     ) -> None:
         if rule is not None and rule.fault == "charge_then_timeout":
             await asyncio.sleep(self._held(rule))
         if rule is not None and rule.fault == "connection_reset":
-            await _send(send, answer, request_id, headers, truncate=True)
+            await _send(send, answer, request_id, headers, method=method, truncate=True)
             raise SimulatedConnectionReset("sandbox fault connection_reset")
-        await _send(send, answer, request_id, headers)
+        await _send(send, answer, request_id, headers, method=method)
 
 
 def _api_key(headers: dict[str, str]) -> str:
@@ -304,6 +305,7 @@ async def _send(
     request_id: str,
     request_headers: dict[str, str],
     *,
+    method: str = "GET",
     truncate: bool = False,
 ) -> None:
     headers = [
@@ -315,7 +317,8 @@ async def _send(
     version = request_headers.get("stripe-version")
     if version:
         headers.append((b"stripe-version", version.encode("latin-1")))
-    key = request_headers.get("idempotency-key")
+    # Only POSTs take a key (GET and DELETE ignore it), so only they echo it.
+    key = request_headers.get("idempotency-key") if method == "POST" else None
     if key:
         headers.append((b"idempotency-key", key.encode("latin-1")))
     headers.extend((k.lower().encode(), v.encode("latin-1")) for k, v in answer.headers)

@@ -123,6 +123,7 @@ def test_get_ignores_the_key(sandbox_gateway: SandboxProcess, client: stripe.Str
         )
         assert response.status_code == 200
         assert "idempotent-replayed" not in response.headers
+        assert "idempotency-key" not in response.headers
 
 
 def test_a_key_expires_after_24_hours_of_sandbox_clock(sandbox_gateway: SandboxProcess) -> None:

@@ -40,7 +40,8 @@ def test_a_good_card_succeeds_with_exactly_one_charge(
         }
     )
     assert created.status == "requires_payment_method"
-    assert created.id.startswith("pi_") and len(created.id) == 27
+    assert created.id.startswith("pi_")
+    assert len(created.id) == 27
     assert created.client_secret.startswith(f"{created.id}_secret_")
     confirmed = client.v1.payment_intents.confirm(created.id, params={"payment_method": pm})
     assert confirmed.status == "succeeded"
@@ -71,7 +72,8 @@ def test_a_declining_card_raises_card_error_and_sends_the_intent_back(
     assert error.code == code
     assert error.error is not None
     assert error.error.decline_code == decline_code
-    assert error.request_id is not None and error.request_id.startswith("req_")
+    assert error.request_id is not None
+    assert error.request_id.startswith("req_")
     intent = error.error.payment_intent
     assert intent is not None
     assert intent.status == "requires_payment_method"
@@ -85,7 +87,8 @@ def test_a_declining_card_raises_card_error_and_sends_the_intent_back(
 def test_after_a_decline_another_card_pays_the_same_intent(client: stripe.StripeClient) -> None:
     with pytest.raises(stripe.CardError) as caught:
         paid_intent(client, pm="pm_card_visa_chargeDeclined")
-    assert caught.value.error is not None and caught.value.error.payment_intent is not None
+    assert caught.value.error is not None
+    assert caught.value.error.payment_intent is not None
     intent_id = caught.value.error.payment_intent.id
     paid = client.v1.payment_intents.confirm(intent_id, params={"payment_method": "pm_card_visa"})
     assert paid.status == "succeeded"
@@ -98,7 +101,8 @@ def test_3ds_requires_action_then_authentication_succeeds(
 ) -> None:
     intent = paid_intent(client, pm=pm)
     assert intent.status == "requires_action"
-    assert intent.next_action is not None and intent.next_action.type == "use_stripe_sdk"
+    assert intent.next_action is not None
+    assert intent.next_action.type == "use_stripe_sdk"
     assert sandbox_gateway.ledger()["charges"] == []
     done = sandbox_gateway.authenticate(intent.id)
     assert done["status"] == "succeeded"
@@ -132,7 +136,8 @@ def test_confirming_a_paid_intent_is_unexpected_state_with_the_intent(
         client.v1.payment_intents.confirm(intent.id)
     assert caught.value.http_status == 400
     assert caught.value.code == "payment_intent_unexpected_state"
-    assert caught.value.error is not None and caught.value.error.payment_intent is not None
+    assert caught.value.error is not None
+    assert caught.value.error.payment_intent is not None
     assert caught.value.error.payment_intent.status == "succeeded"
 
 

@@ -50,7 +50,8 @@ def test_a_payment_sends_signed_events_in_stripes_shape(
     assert snapshot["status"] == "succeeded"
     assert snapshot["metadata"]["order_id"] == "o_9"
     assert event.request is not None
-    assert event.request.id is not None and event.request.id.startswith("req_")
+    assert event.request.id is not None
+    assert event.request.id.startswith("req_")
     assert event.request.idempotency_key is not None  # the SDK's automatic key
     listed = client.v1.events.retrieve(event.id)
     assert listed.type == "payment_intent.succeeded"
@@ -168,7 +169,8 @@ def test_an_endpoint_registered_through_the_api_gets_its_own_signed_events(
         }
     )
     assert endpoint.id.startswith("we_")
-    assert endpoint.secret is not None and endpoint.secret.startswith("whsec_")
+    assert endpoint.secret is not None
+    assert endpoint.secret.startswith("whsec_")
     assert "secret" not in client.v1.webhook_endpoints.retrieve(endpoint.id).to_dict()
     intent = paid_intent(client)
     client.v1.refunds.create(params={"payment_intent": intent.id, "amount": 100})
