@@ -170,6 +170,9 @@ def cli_env(database_url: str) -> dict[str, str]:
         ORDERDESK_DATABASE_URL=database_url,
         ORDERDESK_LOG_FORMAT="json",
         ORDERDESK_LOG_LEVEL="INFO",
+        # A production build, with the sandbox gateway (in process, unless a test
+        # points ORDERDESK_PAYMENT_GATEWAY_URL at a sandbox process): never Stripe.
+        ORDERDESK_PAYMENT_SANDBOX_ALLOWED="true",
     )
     return env
 

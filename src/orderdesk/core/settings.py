@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     payment_gateway_max_retries: int = Field(default=2, ge=0, le=5)
     payment_breaker_failures: int = Field(default=5, ge=1)
     payment_breaker_open_seconds: float = Field(default=30.0, gt=0)
+    # Production refuses anything but Stripe itself unless this is set; never in a
+    # deployment that takes real money (docs/configuration.md).
+    payment_sandbox_allowed: bool = False
+    # Reconciliation asks the gateway about payments left unsettled this long.
+    payment_reconcile_after_seconds: int = Field(default=120, ge=1)
 
     @field_validator("stripe_api_key", mode="before")
     @classmethod
@@ -113,9 +118,10 @@ class Settings(BaseSettings):
         return value
 
     def _payment_problems(self) -> list[str]:
-        """Production takes real payments from Stripe only. Until payments are wired
-        in, a production process configuring none of these is not refused."""
-        if not (self.stripe_api_key or self.payment_gateway_url or self.stripe_webhook_secrets):
+        """Production takes real payments from Stripe only, unless the sandbox is
+        explicitly allowed (a staging copy, or an end-to-end test of a production
+        build: `ORDERDESK_PAYMENT_SANDBOX_ALLOWED`)."""
+        if self.payment_sandbox_allowed:
             return []
         problems = []
         if (self.payment_gateway_url or STRIPE_API_BASE).rstrip("/") != STRIPE_API_BASE:

@@ -123,7 +123,10 @@ async def test_session_cookies_are_secure_in_production(
     settings: Settings, database: Database, hasher: PasswordHasher
 ) -> None:
     production = make_settings(
-        settings.database_url, env="production", secret_key=secrets.token_urlsafe(36)
+        settings.database_url,
+        env="production",
+        secret_key=secrets.token_urlsafe(36),
+        payment_sandbox_allowed=True,
     )
 
     cookies = await session_cookies_from(production, database, hasher)

@@ -12,6 +12,9 @@ from pydantic import ValidationError
 from orderdesk.core.settings import Environment, Settings
 
 GOOD_KEY = "k" * 16 + "0123456789abcdefghij"
+# What production needs besides the secret key: Stripe itself (see the payments
+# settings tests for what it refuses).
+STRIPE = {"stripe_api_key": "sk_live_" + "x" * 24, "stripe_webhook_secrets": "whsec_" + "y" * 32}
 # The key that was once the default in the source, so anyone could sign with it.
 PUBLISHED_KEY = "orderdesk-development-secret-key-do-not-use-in-production"
 
@@ -115,7 +118,7 @@ def test_production_names_every_problem_at_once() -> None:
 
 
 def test_production_starts_with_a_long_random_key_and_no_debug() -> None:
-    configured = settings(env="production", secret_key=GOOD_KEY)
+    configured = settings(env="production", secret_key=GOOD_KEY, **STRIPE)
 
     assert configured.is_production
     assert configured.secret_key.get_secret_value() == GOOD_KEY
@@ -160,7 +163,7 @@ def test_argon2_parameters_below_owasps_minimum_are_refused() -> None:
 
 
 def test_cookies_are_secure_in_production_by_default() -> None:
-    assert settings(env="production", secret_key=GOOD_KEY).secure_cookies is True
+    assert settings(env="production", secret_key=GOOD_KEY, **STRIPE).secure_cookies is True
     assert settings().secure_cookies is False
 
 
@@ -185,6 +188,8 @@ def test_orderdesk_prefixed_variables_are_read(monkeypatch: pytest.MonkeyPatch) 
 def test_the_secret_key_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORDERDESK_ENV", "production")
     monkeypatch.setenv("ORDERDESK_SECRET_KEY", GOOD_KEY)
+    monkeypatch.setenv("ORDERDESK_STRIPE_API_KEY", STRIPE["stripe_api_key"])
+    monkeypatch.setenv("ORDERDESK_STRIPE_WEBHOOK_SECRETS", STRIPE["stripe_webhook_secrets"])
 
     configured = settings()
 

@@ -172,9 +172,32 @@ def test_production_names_every_payment_problem_at_once() -> None:
     assert "ORDERDESK_STRIPE_WEBHOOK_SECRETS is not set" in message
 
 
-def test_production_configuring_no_payment_setting_is_not_refused_yet() -> None:
-    """Until the main session wires payments in (then this rule goes)."""
-    assert settings(env="production", secret_key=GOOD_KEY).is_production
+def test_production_configuring_no_payment_setting_is_refused() -> None:
+    # Neither a key nor a URL would mean the in-process sandbox: never in production.
+    message = refusal(env="production", secret_key=GOOD_KEY)
+
+    assert "ORDERDESK_STRIPE_API_KEY is not set" in message
+    assert "ORDERDESK_STRIPE_WEBHOOK_SECRETS is not set" in message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({}, id="in-process-sandbox"),
+        pytest.param(
+            {"payment_gateway_url": "http://127.0.0.1:8420", "stripe_api_key": "sk_test_x"},
+            id="sandbox-process",
+        ),
+    ],
+)
+def test_production_takes_the_sandbox_only_when_explicitly_allowed(
+    overrides: dict[str, Any],
+) -> None:
+    configured = settings(
+        env="production", secret_key=GOOD_KEY, payment_sandbox_allowed=True, **overrides
+    )
+
+    assert configured.is_production
 
 
 def test_development_accepts_a_test_key_and_a_sandbox_url() -> None:
