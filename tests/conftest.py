@@ -28,6 +28,7 @@ from tests.helpers import (
     DatabaseFactory,
     JobsRunningTransport,
     OneConnectionDatabase,
+    close_adapters,
     make_container,
     make_settings,
 )
@@ -107,7 +108,7 @@ async def container(
 ) -> AsyncIterator[Container]:
     container = make_container(settings, database, hasher, mailer=mailer)
     yield container
-    await container.http.aclose()
+    await close_adapters(container)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from orderdesk.app import create_app
 from orderdesk.auth.passwords import PasswordHasher
 from orderdesk.auth.throttle import ActionLimits, MemoryFailureCounter, SigninThrottle
 from orderdesk.auth.tokens import TokenCodec
-from orderdesk.bootstrap import build_container
+from orderdesk.bootstrap import build_container, payment_gateway
 from orderdesk.container import Container, outbound_http_client
 from orderdesk.core import migrations
 from orderdesk.core.clock import SystemClock
@@ -37,6 +37,7 @@ from orderdesk.core.database import Database
 from orderdesk.core.settings import Environment, Settings
 from orderdesk.notifications.mailer import LogMailer, Mailer
 from orderdesk.outbox import service as outbox_service
+from orderdesk.payments.gateway import PaymentGateway
 from tests.services import POSTGRES_ADMIN_URL, unavailable
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -65,9 +66,11 @@ def make_container(
     hasher: PasswordHasher,
     *,
     mailer: Mailer | None = None,
+    payments: PaymentGateway | None = None,
 ) -> Container:
-    """The container tests use: in-memory throttle counters, no Redis, and the given
-    mailer (the log mailer unless told)."""
+    """The container tests use: in-memory throttle counters, no Redis, the given
+    mailer (the log mailer unless told) and payment gateway (unless told, the
+    sandbox in process, as `build_container` chooses without gateway settings)."""
     counter = MemoryFailureCounter()
     return Container(
         settings=settings,
@@ -80,7 +83,14 @@ def make_container(
         mailer=mailer if mailer is not None else LogMailer(),
         redis=None,
         http=outbound_http_client(),
+        payments=payments if payments is not None else payment_gateway(settings),
     )
+
+
+async def close_adapters(c: Container) -> None:
+    """Close what `make_container` opened (not the database: the test's fixture)."""
+    await c.payments.close()
+    await c.http.aclose()
 
 
 # --- databases ------------------------------------------------------------------------

@@ -28,6 +28,9 @@ from orderdesk.orders.api import router as orders_router
 from orderdesk.outbox import wiring
 from orderdesk.outbox.api import router as outbox_router
 from orderdesk.outbox.background import Background
+from orderdesk.payments.api import router as payments_router
+from orderdesk.payments.api import webhook_router as payment_webhook_router
+from orderdesk.payments.inprocess import attach_webhooks
 from orderdesk.users.api import router as users_router
 from orderdesk.webhooks.api import router as webhooks_router
 
@@ -45,6 +48,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = container is None
         app.state.container = container or build_container(settings)
+        # The in-process sandbox gateway sends its webhooks to this app.
+        attach_webhooks(app.state.container.payments, app)
         background = Background.for_api(app.state.container, periodic_jobs=PERIODIC_JOBS)
         background.start()
         freeze_startup_objects()
@@ -85,6 +90,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         catalog_router,
         auth_router,
         users_router,
+        payments_router,
+        payment_webhook_router,
         outbox_router,
         webhooks_router,
     ):

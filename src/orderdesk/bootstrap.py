@@ -2,7 +2,8 @@
 
 - `build_container` chooses the adapters from settings; this is the one place where
   tiers differ: which database, whether throttling state (sign-in failures, sign-ups,
-  resets, verification re-sends) is shared through Redis, which mailer. It also
+  resets, verification re-sends) is shared through Redis, which mailer, which
+  payment gateway (Stripe, a sandbox process, or the sandbox in process). It also
   installs `HANDLERS` for the process (`orderdesk.outbox.wiring`), so every process
   that can emit or run events knows all of their consumers.
 - `HANDLERS`: which handlers consume each event type, under the names their outbox
@@ -47,16 +48,24 @@ from orderdesk.outbox import service as outbox_service
 from orderdesk.outbox import wiring
 from orderdesk.outbox.events import (
     EmailVerificationRequested,
+    GatewayEventReceived,
     OrderCancelled,
     OrderFulfilled,
     OrderPaid,
     OrderPlaced,
     OrderRefunded,
     PasswordResetRequested,
+    PaymentSettleRequested,
+    RefundRequested,
     WebhookDeliveryRequested,
 )
 from orderdesk.outbox.scheduler import PeriodicJob
 from orderdesk.outbox.wiring import HandlerTable
+from orderdesk.payments import handlers as payment_handlers
+from orderdesk.payments import models as payment_models
+from orderdesk.payments import service as payment_service
+from orderdesk.payments.gateway import PaymentGateway
+from orderdesk.payments.stripe_gateway import StripeConfig, StripeGateway
 from orderdesk.users import models as user_models
 from orderdesk.webhooks import models as webhook_models
 from orderdesk.webhooks.handlers import deliver_webhook, fan_out_webhooks
@@ -69,6 +78,7 @@ TABLE_MODULES = (
     idempotency_models,
     order_models,
     outbox_models,
+    payment_models,
     user_models,
     webhook_models,
 )
@@ -87,17 +97,24 @@ HANDLERS = HandlerTable(
         OrderCancelled: {
             "email.order_cancelled": send_order_mail,
             "webhooks.fan_out.order.cancelled": fan_out_webhooks,
+            "payments.cancel_payment": payment_handlers.cancel_payment,
         },
         OrderFulfilled: {
             "email.order_fulfilled": send_order_mail,
             "webhooks.fan_out.order.fulfilled": fan_out_webhooks,
         },
         OrderRefunded: {
+            "email.order_refunded": send_order_mail,
             "webhooks.fan_out.order.refunded": fan_out_webhooks,
         },
         EmailVerificationRequested: {"email.verify_email": send_account_mail},
         PasswordResetRequested: {"email.reset_password": send_account_mail},
         WebhookDeliveryRequested: {"webhooks.deliver": deliver_webhook},
+        GatewayEventReceived: {
+            "payments.apply_gateway_event": payment_handlers.apply_gateway_event
+        },
+        PaymentSettleRequested: {"payments.settle_attempt": payment_handlers.settle_attempt},
+        RefundRequested: {"payments.settle_refund": payment_handlers.settle_refund},
     }
 )
 
@@ -121,8 +138,16 @@ async def refresh_analytics(uow: UnitOfWork, settings: Settings) -> int:
     return 0
 
 
+async def reconcile_payments(uow: UnitOfWork, settings: Settings) -> int:
+    """Queue a settle of every payment and refund left unsettled too long."""
+    return await payment_service.queue_reconciliation(
+        uow, older_than=timedelta(seconds=settings.payment_reconcile_after_seconds)
+    )
+
+
 PERIODIC_JOBS = (
     PeriodicJob("expire-unpaid-orders", timedelta(minutes=1), expire_unpaid_orders),
+    PeriodicJob("reconcile-payments", timedelta(minutes=1), reconcile_payments),
     PeriodicJob("purge-expired-records", timedelta(hours=1), purge_expired_records),
     PeriodicJob("refresh-analytics", timedelta(hours=1), refresh_analytics),
 )
@@ -143,4 +168,16 @@ def build_container(settings: Settings) -> Container:
         mailer=mailer_from_url(settings.smtp_url),
         redis=redis,
         http=outbound_http_client(),
+        payments=payment_gateway(settings),
     )
+
+
+def payment_gateway(settings: Settings) -> PaymentGateway:
+    """Stripe with a key alone; the same adapter at `ORDERDESK_PAYMENT_GATEWAY_URL`
+    when set (a sandbox process, or any Stripe-compatible base); with neither, the
+    sandbox in this process."""
+    if settings.stripe_api_key or settings.payment_gateway_url:
+        return StripeGateway(StripeConfig.from_settings(settings))
+    from orderdesk.payments.inprocess import InProcessGateway
+
+    return InProcessGateway(settings)

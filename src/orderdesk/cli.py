@@ -28,6 +28,10 @@ migrate_app = typer.Typer(
 app.add_typer(migrate_app, name="migrate")
 events_app = typer.Typer(help="Inspect and retry outbox events.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+payments_app = typer.Typer(
+    help="Reconcile payments with the gateway; register its webhook.", no_args_is_help=True
+)
+app.add_typer(payments_app, name="payments")
 console = Console()
 DEMO_ADMIN_EMAIL = "admin@example.com"
 
@@ -439,6 +443,88 @@ async def _seed_catalog(c: object) -> None:
     ]
     async with unit_of_work(c.database, clock=c.clock) as uow:
         await catalog_service.import_products(uow, products=products)
+
+
+@payments_app.command("reconcile")
+def payments_reconcile(
+    older_than: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Settle payments and refunds unsettled for longer than this many seconds "
+            "(0: all of them now).",
+        ),
+    ] = 120,
+    limit: Annotated[int, typer.Option(min=1, max=100_000)] = 10_000,
+) -> None:
+    """Ask the gateway where every unsettled payment and refund stands and apply it:
+    what a lost answer or a missed webhook left open. Never charges."""
+    settled, failed = _run_with_container(
+        lambda c: _reconcile(c, older_than=older_than, limit=limit)
+    )
+    console.print(f"settled {settled} payment(s) and refund(s); {failed} could not be asked")
+    if failed:
+        raise typer.Exit(code=1)
+
+
+async def _reconcile(c: object, *, older_than: int, limit: int) -> tuple[int, int]:
+    from datetime import timedelta
+
+    from rich.progress import Progress
+
+    from orderdesk.container import Container
+    from orderdesk.core.uow import unit_of_work
+    from orderdesk.payments import service as payment_service
+
+    assert isinstance(c, Container)
+    async with unit_of_work(c.database, clock=c.clock) as uow:
+        before = uow.now() - timedelta(seconds=older_than)
+        attempts = await payment_service.stale_attempt_ids(uow, before=before, limit=limit)
+        refunds = await payment_service.stale_refund_ids(uow, before=before, limit=limit)
+    settled = failed = 0
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("reconciling", total=len(attempts) + len(refunds))
+        for attempt_id in attempts:
+            try:
+                async with unit_of_work(c.database, clock=c.clock) as uow:
+                    await payment_service.settle_attempt(uow, c.payments, attempt_id)
+                settled += 1
+            except Exception as exc:  # one unreachable intent must not stop the rest
+                failed += 1
+                console.print(f"[yellow]payment {attempt_id}: {exc}[/yellow]")
+            progress.advance(task)
+        for refund_id in refunds:
+            try:
+                async with unit_of_work(c.database, clock=c.clock) as uow:
+                    await payment_service.settle_refund(uow, c.payments, refund_id)
+                settled += 1
+            except Exception as exc:
+                failed += 1
+                console.print(f"[yellow]refund {refund_id}: {exc}[/yellow]")
+            progress.advance(task)
+    return settled, failed
+
+
+@payments_app.command("register-webhook")
+def payments_register_webhook(
+    url: Annotated[
+        str, typer.Argument(help="Where the gateway sends events: …/api/v1/payments/webhook")
+    ],
+) -> None:
+    """Create the webhook endpoint at the gateway (Stripe, or a sandbox process) for
+    the events orderdesk handles, and print its signing secret once: put it in
+    ORDERDESK_STRIPE_WEBHOOK_SECRETS."""
+    endpoint = _run_with_container(lambda c: _register_webhook(c, url))
+    console.print(f"webhook endpoint {endpoint.id} for {endpoint.url}")
+    console.print(f"signing secret (shown once): {endpoint.secret}")
+
+
+async def _register_webhook(c: object, url: str) -> Any:
+    from orderdesk.container import Container
+    from orderdesk.payments.service import EVENT_TYPES
+
+    assert isinstance(c, Container)
+    return await c.payments.create_webhook_endpoint(url, events=EVENT_TYPES)
 
 
 def main() -> None:

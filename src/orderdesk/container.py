@@ -21,6 +21,7 @@ from orderdesk.core.database import Database
 from orderdesk.core.deps import get_adapters
 from orderdesk.core.settings import Settings
 from orderdesk.notifications.mailer import Mailer
+from orderdesk.payments.gateway import PaymentGateway
 
 
 def outbound_http_client() -> httpx.AsyncClient:
@@ -45,8 +46,10 @@ class Container:
     mailer: Mailer
     redis: Redis | None
     http: httpx.AsyncClient
+    payments: PaymentGateway
 
     async def close(self) -> None:
+        await self.payments.close()
         await self.database.dispose()
         if self.redis is not None:
             await self.redis.aclose()

@@ -2,7 +2,8 @@
 
 A request, a job or a CLI command opens a unit of work, calls services with it and
 then commits or rolls back. Services flush (to surface constraint violations and
-stale versions early) and never commit.
+stale versions early) and never commit, with one exception: `checkpoint()`, for a
+service that must call out over the network between two transactions.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class UnitOfWork:
     clock: Clock = field(default_factory=SystemClock)
     actor_id: UUID | None = None
     request_id: str | None = None
+    checkpoints: int = 0
     # Rows of append-only records (audit log, outbox) waiting for the next flush.
     _staged: dict[sa.Table, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
@@ -69,6 +71,16 @@ class UnitOfWork:
             await self.session.commit()
         except StaleDataError as exc:
             raise ConcurrentUpdate() from exc
+
+    async def checkpoint(self) -> None:
+        """Commit what is done so far and go on in a new transaction. Only for a
+        service that must call out over the network mid-way (a payment gateway):
+        no transaction, and on SQLite no write lock, may be held across the call,
+        and what it will call with (the attempt row whose ids derive its
+        idempotency keys) must be durable before it does. Counted, so the
+        idempotency wrapper knows its claim is already committed."""
+        await self.commit()
+        self.checkpoints += 1
 
     async def rollback(self) -> None:
         self._staged.clear()

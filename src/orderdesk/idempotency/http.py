@@ -21,6 +21,14 @@ route's response model, then stored as the exact bytes sent. A request that fail
 (validation, a domain error, an invalid answer) stores nothing: its claim rolls
 back with it and a retry runs afresh. Keys expire after
 `ORDERDESK_IDEMPOTENCY_TTL_SECONDS`.
+
+A route whose service must call out over the network between transactions (a
+payment) commits at a checkpoint (`UnitOfWork.checkpoint`), and with it the claim:
+from then on a duplicate sees the key in flight (409) on both databases until the
+first answers, and a failure after the checkpoint takes the claim back, so a retry
+still runs afresh. A route may also answer another 2xx status it declares with its
+own model (`responses={202: {"model": PaymentPending}}`): an answer that is an
+instance of that model is sent, stored and replayed with that status.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from starlette.responses import Response
 from orderdesk.auth.dependencies import CurrentUser
 from orderdesk.container import ContainerDep
 from orderdesk.core.deps import UnitOfWorkDep
+from orderdesk.core.errors import DomainError
 from orderdesk.core.openapi import problems, required_headers
 from orderdesk.core.text import SINGLE_LINE
 from orderdesk.core.uow import UnitOfWork
@@ -203,21 +212,52 @@ async def _run_once(
             media_type=JSON,
             headers={REPLAY_HEADER: "true"},
         )
-    answer = StoredResponse(
-        status_code=context.route.status_code or 200,
-        body=_validated_json(context.route, await action()),
-    )
+    try:
+        content = await action()
+    except BaseException as exc:
+        if context.uow.checkpoints:
+            await _release(context.uow, claim, keep_changes=_commits_changes(exc))
+        raise
+    status_code, model = _answer_of(context.route, content)
+    answer = StoredResponse(status_code=status_code, body=_validated_json(model, content))
     await idempotency_service.record_response(context.uow, claim, answer)
     return Response(answer.body, status_code=answer.status_code, media_type=JSON)
 
 
-def _validated_json(route: APIRoute, content: Any) -> bytes:
+def _commits_changes(exc: BaseException) -> bool:
+    return isinstance(exc, DomainError) and exc.commit_changes
+
+
+async def _release(uow: UnitOfWork, claim: UUID, *, keep_changes: bool) -> None:
+    """The route committed the claim at a checkpoint and then failed: take the claim
+    back, so a retry runs afresh (as after a failure that rolled it back). With a
+    refusal that commits its changes, the release commits with them; otherwise what
+    the failed step did is rolled back and the release committed alone."""
+    if not keep_changes:
+        await uow.rollback()
+    await idempotency_service.release_claim(uow, claim)
+    if not keep_changes:
+        await uow.commit()
+
+
+def _answer_of(route: APIRoute, content: Any) -> tuple[int, Any]:
+    """The status and model of an answer: another success status the route declares
+    (`responses={202: {"model": Pending}}`) when the answer is that model, else the
+    route's own."""
+    for status, spec in (route.responses or {}).items():
+        model = spec.get("model") if isinstance(spec, dict) else None
+        if isinstance(model, type) and isinstance(content, model) and 200 <= int(status) < 300:
+            return int(status), model
+    return route.status_code or 200, route.response_model
+
+
+def _validated_json(response_model: Any, content: Any) -> bytes:
     """The answer as the route's response model admits it, as JSON bytes: validated
     and serialised exactly as FastAPI treats what any other route returns (an
     instance of the model itself was validated when it was made; anything else, a
     dict or another model, is validated field by field and cut to the model's
     fields), so an answer the model refuses is a bug (a 500), never stored."""
-    adapter = _adapter(route.response_model)
+    adapter = _adapter(response_model)
     try:
         return adapter.dump_json(adapter.validate_python(content, from_attributes=True))
     except ValidationError as exc:

@@ -117,3 +117,7 @@ async def purge_expired(session: AsyncSession, *, now: datetime) -> int:
         sa.delete(IdempotencyRecord).where(col(IdempotencyRecord.expires_at) <= now)
     )
     return int(result.rowcount)
+
+
+async def delete_claim(session: AsyncSession, claim_id: UUID) -> None:
+    await session.exec(sa.delete(_keys).where(_keys.c.id == claim_id))

@@ -61,6 +61,12 @@ async def record_response(uow: UnitOfWork, claim_id: UUID, response: StoredRespo
     )
 
 
+async def release_claim(uow: UnitOfWork, claim_id: UUID) -> None:
+    """Give up a claim whose request failed after committing it (a checkpoint), so a
+    retry runs afresh as it would after any other failure."""
+    await idempotency_repository.delete_claim(uow.session, claim_id)
+
+
 async def purge_expired(uow: UnitOfWork) -> int:
     """Forget keys past their time to live (the periodic purge); returns how many."""
     return await idempotency_repository.purge_expired(uow.session, now=uow.now())

@@ -17,6 +17,7 @@ from orderdesk.outbox.events import (
     OrderFulfilled,
     OrderPaid,
     OrderPlaced,
+    OrderRefunded,
 )
 
 # The message kind of each order event that is mailed; the kind names the template
@@ -26,6 +27,7 @@ ORDER_MAIL_KINDS: dict[type[OrderEvent], str] = {
     OrderPaid: "order_paid",
     OrderCancelled: "order_cancelled",
     OrderFulfilled: "order_fulfilled",
+    OrderRefunded: "order_refunded",
 }
 
 

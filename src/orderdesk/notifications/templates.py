@@ -13,6 +13,7 @@ SUBJECTS = {
     "order_paid": "Payment received for order {short_id}",
     "order_cancelled": "Your order {short_id} is cancelled",
     "order_fulfilled": "Your order {short_id} is on its way",
+    "order_refunded": "Your order {short_id} is refunded",
     "verify_email": "Confirm your email address",
     "reset_password": "Reset your password",
 }

@@ -1,4 +1,5 @@
-"""Order use cases: place (reserving stock), read, cancel, fulfil, expire."""
+"""Order use cases: place (reserving stock), read, cancel, fulfil, expire; and the
+two transitions payments drive, paid and refunded."""
 
 from __future__ import annotations
 
@@ -213,16 +214,44 @@ async def expire_unpaid_orders(uow: UnitOfWork, *, max_age: timedelta) -> int:
     return len(orders)
 
 
+async def mark_paid(uow: UnitOfWork, order: Order, *, payment_id: UUID) -> OrderRecord:
+    """The order's payment succeeded: called by payments, in the transaction that
+    records the payment, with the order locked."""
+    await _transition(uow, order, OrderStatus.PAID, changes={"payment_id": str(payment_id)})
+    return await order_repository.record_of(uow.session, order)
+
+
+async def mark_refunded(uow: UnitOfWork, order: Order, *, restock: bool) -> OrderRecord:
+    """The order is refunded in full: called by payments with the order locked.
+    With `restock`, its stock returns (the goods came back or never left)."""
+    await _transition(uow, order, OrderStatus.REFUNDED, changes={"restock": restock})
+    refunded = await order_repository.record_of(uow.session, order)
+    if restock:
+        await _release_stock(uow, refunded)
+    return refunded
+
+
+def may_see(viewer: Principal, owner_id: UUID) -> bool:
+    """Whether `viewer` may see an order of `owner_id` (someone else's is "not
+    found", never "forbidden")."""
+    return _may_see(viewer, owner_id)
+
+
 async def _cancel(uow: UnitOfWork, order: Order, *, reason: str) -> OrderRecord:
     # The status change is flushed (version-checked) before any stock moves: of two
     # concurrent cancels only one gets past it, so stock is released once.
     await _transition(uow, order, OrderStatus.CANCELLED, changes={"reason": reason})
     cancelled = await order_repository.record_of(uow.session, order)
-    for line in sorted(cancelled.lines, key=_by_product):
+    await _release_stock(uow, cancelled)
+    return cancelled
+
+
+async def _release_stock(uow: UnitOfWork, order: OrderRecord) -> None:
+    # In product order, so concurrent releases lock rows in the same order.
+    for line in sorted(order.lines, key=_by_product):
         await product_repository.release_stock(
             uow.session, line.product_id, line.quantity, now=uow.now()
         )
-    return cancelled
 
 
 def _by_product(line: OrderLineRecord) -> UUID:

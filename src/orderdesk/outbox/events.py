@@ -92,6 +92,32 @@ class WebhookDeliveryRequested(Event):
     delivery_id: UUID
 
 
+class GatewayEventReceived(Event):
+    """A verified payment-gateway webhook is in the inbox, to be applied."""
+
+    topic = "payment.gateway_event_received"
+
+    inbox_id: UUID
+
+
+class PaymentSettleRequested(Event):
+    """Ask the gateway where a payment attempt stands and apply it (reconciliation,
+    an order cancelled with a live intent)."""
+
+    topic = "payment.settle_requested"
+
+    attempt_id: UUID
+    cancel: bool = False  # cancel the intent if it is still open
+
+
+class RefundRequested(Event):
+    """Ask the gateway for a refund row's refund, or where it stands."""
+
+    topic = "payment.refund_requested"
+
+    refund_id: UUID
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     OrderPlaced,
     OrderPaid,
@@ -102,6 +128,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     EmailVerificationRequested,
     PasswordResetRequested,
     WebhookDeliveryRequested,
+    GatewayEventReceived,
+    PaymentSettleRequested,
+    RefundRequested,
 )
 
 # What webhook subscribers can receive: spelled once, here, as the API's enum.

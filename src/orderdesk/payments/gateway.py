@@ -174,6 +174,12 @@ class MalformedEvent(GatewayError):
 
 
 class PaymentGateway(Protocol):
+    @property
+    def longest_call(self) -> float:
+        """Seconds one call can take, its retries included: after a lost answer,
+        how long the call may still be running at the gateway."""
+        ...
+
     async def create_intent(
         self, *, amount: int, currency: str, metadata: Mapping[str, str], idempotency_key: str
     ) -> Intent:

@@ -267,6 +267,12 @@ class StripeGateway:
         except (ValueError, KeyError, TypeError) as problem:
             raise MalformedEvent(f"not a readable event: {problem!r}") from None
 
+    @property
+    def longest_call(self) -> float:
+        # Every attempt's timeout, plus the SDK's backoff between them (at most 5 s).
+        retries = self._config.max_retries
+        return self._config.timeout_seconds * (retries + 1) + 5.0 * retries
+
     async def close(self) -> None:
         if self._owns_http:
             await self._http.close_async()  # type: ignore[no-untyped-call]

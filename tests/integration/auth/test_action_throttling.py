@@ -19,7 +19,7 @@ from orderdesk.core.database import Database
 from orderdesk.core.settings import Settings
 from tests.factories import STRONG_PASSWORD, bearer, sign_in, unique_email
 from tests.fakes import ManualMonotonic, RecordingMailer
-from tests.helpers import AddressedClients, make_container
+from tests.helpers import AddressedClients, close_adapters, make_container
 from tests.integration.auth.throttling import (
     RESEND,
     RESEND_PER_ACCOUNT,
@@ -65,7 +65,7 @@ async def limited_container(
         limits=ActionLimits.from_settings(limited_settings, MemoryFailureCounter(now=clock)),
     )
     yield container
-    await container.http.aclose()
+    await close_adapters(container)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from orderdesk.auth.passwords import PasswordHasher
 from orderdesk.core.database import Database
 from orderdesk.core.settings import Settings
 from tests.factories import signed_up
-from tests.helpers import access_claims, make_container, sign_claims
+from tests.helpers import access_claims, close_adapters, make_container, sign_claims
 
 ME = "/api/v1/users/me"
 PUBLISHED_KEY = "orderdesk-development-secret-key-do-not-use-in-production"
@@ -63,7 +63,7 @@ async def development_client(
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client, development
-    await container.http.aclose()
+    await close_adapters(container)
 
 
 def access_token(settings: Settings, user_id: str, key: str) -> str:

@@ -28,6 +28,7 @@ from tests.factories import STRONG_PASSWORD, bearer, sign_in, signed_up, unique_
 from tests.helpers import (
     DatabaseFactory,
     JobsRunningTransport,
+    close_adapters,
     drain_outbox,
     make_container,
     make_settings,
@@ -56,7 +57,7 @@ async def hooks_client(
     transport = JobsRunningTransport(container=container, app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client, container
-    await container.http.aclose()
+    await close_adapters(container)
 
 
 async def _admin_headers(client: httpx.AsyncClient, c: Container) -> dict[str, str]:
@@ -258,7 +259,7 @@ async def test_a_delivery_is_sent_even_when_the_read_replica_lags(
                 f"/api/v1/webhooks/{subscription['id']}/deliveries", headers=admin
             )
     finally:
-        await c.http.aclose()
+        await close_adapters(c)
         await replica.dispose()
 
     assert len(receiver.received) == 1

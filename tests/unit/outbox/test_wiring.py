@@ -33,10 +33,15 @@ DEPLOYED_HANDLER_NAMES = {
     "email.order_paid",
     "email.order_cancelled",
     "email.order_fulfilled",
+    "email.order_refunded",
     "email.verify_email",
     "email.reset_password",
     "webhooks.deliver",
     *(f"webhooks.fan_out.{topic}" for topic in get_args(WebhookTopic)),
+    "payments.apply_gateway_event",
+    "payments.settle_attempt",
+    "payments.settle_refund",
+    "payments.cancel_payment",
 }
 
 
@@ -143,6 +148,7 @@ def test_the_periodic_jobs_keep_their_scheduled_names() -> None:
     # Beat's schedule and queued orderdesk.run_periodic messages carry these names.
     assert [job.name for job in PERIODIC_JOBS] == [
         "expire-unpaid-orders",
+        "reconcile-payments",
         "purge-expired-records",
         "refresh-analytics",
     ]
