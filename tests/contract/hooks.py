@@ -8,7 +8,9 @@ Two things the stock checks cannot know:
   address. Each such rule has its own problem `code`, listed in docs/api.md under
   "Rules the schema cannot express". `positive_data_acceptance` is replaced by a
   variant that accepts a 422 carrying one of those codes, and only those: a
-  `validation_failed` on schema-valid input still fails the run.
+  `validation_failed` on schema-valid input still fails the run. Payments add
+  two of another status: a webhook whose signature does not verify (400) and a
+  card the gateway declines (402).
 - `DELETE /users/me` ends the caller's account. It runs with a throwaway customer
   made for each case, so the rest of the run keeps its account.
 """
@@ -40,8 +42,18 @@ SEMANTIC_CODES = frozenset(
         "import_rejected",
         "import_empty",
         "idempotency_key_reused",
+        "invalid_payment_method",
+        "refund_currency_mismatch",
+        "restock_needs_full_refund",
+        # 400: a webhook whose signature (a MAC over the body) does not verify.
+        "invalid_webhook_signature",
+        # 402: a schema-valid card the gateway declines.
+        "payment_declined",
     }
 )
+# The statuses such a refusal may have: 422 for the rules above, 400 for a webhook
+# signature, 402 for a decline.
+SEMANTIC_STATUSES = frozenset({400, 402, 422})
 # Validation error types for such rules, inside a `validation_failed` problem.
 SEMANTIC_ERROR_TYPES = frozenset({"email_reserved_domain"})
 SELF_DESTRUCTIVE = frozenset({"deleteMe"})
@@ -52,7 +64,7 @@ def positive_data_acceptance_beyond_schema(ctx: Any, response: Any, case: Any) -
     try:
         return positive_data_acceptance(ctx, response, case)
     except AssertionError:
-        if response.status_code == 422 and _breaks_only_semantic_rules(response):
+        if response.status_code in SEMANTIC_STATUSES and _breaks_only_semantic_rules(response):
             return None
         raise
 

@@ -122,3 +122,52 @@ def test_the_generated_key_is_kept_beside_the_database_for_its_owner_only(
     assert response.status_code == 200, response.text
     assert (development_server.workdir / "orderdesk.db").exists()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_card_payment_goes_through_with_nothing_else_started(
+    http: httpx.Client, development_server: DevelopmentServer
+) -> None:
+    # No gateway settings: the sandbox runs inside the server, with Stripe's test cards.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("ORDERDESK_")}
+    admin_email = unique_email("dev-admin")
+    made = run_cli(
+        env,
+        development_server.workdir,
+        "create-admin",
+        "--email",
+        admin_email,
+        "--password",
+        STRONG_PASSWORD,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    admin = http.post(
+        "/api/v1/auth/token", data={"username": admin_email, "password": STRONG_PASSWORD}
+    ).json()["access_token"]
+    product = http.post(
+        "/api/v1/products",
+        json={
+            "sku": "DEV-PAY-1",
+            "name": "Mug",
+            "price": {"amount": 900, "currency": "EUR"},
+            "stock": 5,
+        },
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert product.status_code == 201, product.text
+    _, token = signed_up(http)
+    customer = {"Authorization": f"Bearer {token}"}
+    order = http.post(
+        "/api/v1/orders",
+        json={"lines": [{"product_id": product.json()["id"], "quantity": 1}]},
+        headers={**customer, "Idempotency-Key": "dev-order-1"},
+    )
+    assert order.status_code == 201, order.text
+
+    paid = http.post(
+        f"/api/v1/orders/{order.json()['id']}/pay",
+        json={"payment_method": "pm_card_visa"},
+        headers={**customer, "Idempotency-Key": "dev-pay-1"},
+    )
+
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["status"] == "paid"

@@ -34,7 +34,14 @@ _ORDER = {"order_id": "$response.body#/id"}
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=OrderPublic,
-    openapi_extra=links(201, readOrder=_ORDER, cancelOrder=_ORDER, fulfillOrder=_ORDER),
+    openapi_extra=links(
+        201,
+        readOrder=_ORDER,
+        cancelOrder=_ORDER,
+        fulfillOrder=_ORDER,
+        payOrder=_ORDER,
+        listOrderPayments=_ORDER,
+    ),
 )
 @problems(OrderTotalTooLarge, UnknownProducts, MixedCurrencies, DuplicateProduct, InsufficientStock)
 @idempotent

@@ -68,6 +68,17 @@ async def order_of_attempt(session: AsyncSession, attempt_id: UUID) -> UUID | No
     return (await session.exec(statement)).first()
 
 
+async def order_and_confirmations(
+    session: AsyncSession, attempt_id: UUID
+) -> tuple[UUID, int] | None:
+    """An attempt's order and its count of confirms so far, without locking."""
+    statement = select(PaymentAttempt.order_id, PaymentAttempt.confirmations).where(
+        PaymentAttempt.id == attempt_id
+    )
+    row = (await session.exec(statement)).first()
+    return None if row is None else (row[0], row[1])
+
+
 async def order_of_refund(session: AsyncSession, refund_id: UUID) -> UUID | None:
     statement = select(PaymentRefund.order_id).where(PaymentRefund.id == refund_id)
     return (await session.exec(statement)).first()
@@ -82,16 +93,6 @@ async def lock_attempt(session: AsyncSession, attempt_id: UUID) -> PaymentAttemp
     statement = (
         select(PaymentAttempt)
         .where(PaymentAttempt.id == attempt_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return (await session.exec(statement)).first()
-
-
-async def attempt_by_intent(session: AsyncSession, intent_id: str) -> PaymentAttempt | None:
-    statement = (
-        select(PaymentAttempt)
-        .where(PaymentAttempt.intent_id == intent_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
@@ -119,6 +120,9 @@ async def refunds_of(session: AsyncSession, order_id: UUID) -> Sequence[PaymentR
         select(PaymentRefund)
         .where(PaymentRefund.order_id == order_id)
         .order_by(col(PaymentRefund.id))
+        # Fresh, not the identity map's copy: another transaction may have moved
+        # a refund since this session last read it (before a checkpoint).
+        .execution_options(populate_existing=True)
     )
     return (await session.exec(statement)).all()
 

@@ -160,10 +160,15 @@ async def pay(
     if attempt is not None and attempt.status in _ASK_FIRST and attempt.intent_id is not None:
         # Its last call's outcome is not known here (or the customer is mid-3-D
         # Secure): ask before sending anything that could charge.
-        attempt_id, known_intent = attempt.id, attempt.intent_id
+        attempt_id, known_intent, seen = attempt.id, attempt.intent_id, attempt.confirmations
         await uow.checkpoint()
         order, attempt, intent = await _apply_result(
-            uow, gateway, order_id, attempt_id, await _retrieve(gateway, known_intent)
+            uow,
+            gateway,
+            order_id,
+            attempt_id,
+            await _retrieve(gateway, known_intent),
+            seen_confirmations=seen,
         )
         if attempt.status is not AttemptStatus.REQUIRES_PAYMENT_METHOD:
             return await _reply(uow, order, attempt, intent)
@@ -199,13 +204,21 @@ async def pay(
         except gw.GatewayUnavailable as down:
             await _revert(uow, ref)
             raise PaymentGatewayUnavailable(retry_after=down.retry_after) from down
+        except gw.GatewayRejected as rejected:
+            # The gateway refuses this payment itself (amount, currency): a retry
+            # would be refused alike.
+            await _end_attempt(uow, ref, error=f"create refused: {rejected.message}"[:500])
+            raise PaymentEnded(f"The gateway refused the payment: {rejected.message}") from rejected
         except gw.GatewayError as exc:
             # No money moves on create; its key may hold a saved failure for a day,
             # so this attempt ends and the next pay starts a fresh one.
             await _end_attempt(uow, ref, error=f"create failed: {exc}"[:500])
             raise PaymentGatewayUnavailable(retry_after=1) from exc
         intent_id = created.id
-        await _record_intent(uow, ref, intent_id)
+        if not await _record_intent(uow, ref, intent_id):
+            # Ended while the intent was made: cancel it (no money moved) and stop.
+            await settle_attempt(uow, gateway, ref.id, cancel=True)
+            raise PaymentEnded("The order was cancelled while it was being paid.")
     result = await _confirm(gateway, ref, intent_id, data.payment_method)
     if isinstance(result, _Unavailable):
         await _revert(uow, ref)
@@ -219,7 +232,9 @@ async def pay(
             await _revert(uow, ref, decline=result.decline)
             raise _declined(result.decline)
         result = _Settled(result.intent)
-    order, attempt, intent = await _apply_result(uow, gateway, order_id, ref.id, result)
+    order, attempt, intent = await _apply_result(
+        uow, gateway, order_id, ref.id, result, seen_confirmations=ref.confirmations
+    )
     return await _reply(uow, order, attempt, intent, decline)
 
 
@@ -285,7 +300,7 @@ async def _confirm(
     except gw.GatewayUnavailable as down:
         return _Unavailable(down.retry_after)
     except gw.GatewayRejected as rejected:
-        if rejected.param == "payment_method" or rejected.code == "resource_missing":
+        if rejected.param == "payment_method":
             return _BadPaymentMethod(rejected.message)
         if rejected.intent is not None:  # e.g. not confirmable any more: here is why
             return _Settled(rejected.intent)
@@ -305,14 +320,26 @@ async def _retrieve(gateway: gw.PaymentGateway, intent_id: str) -> _Result:
 
 
 async def _apply_result(
-    uow: UnitOfWork, gateway: gw.PaymentGateway, order_id: UUID, attempt_id: UUID, result: _Result
+    uow: UnitOfWork,
+    gateway: gw.PaymentGateway,
+    order_id: UUID,
+    attempt_id: UUID,
+    result: _Result,
+    *,
+    seen_confirmations: int,
 ) -> tuple[Order, PaymentAttempt, gw.Intent | None]:
     """Apply what the gateway said of an attempt, with its order and the attempt
     locked (in that order, everywhere); an unknown outcome marks it for
-    reconciliation."""
+    reconciliation. `seen_confirmations` is the attempt's count of confirms when
+    the gateway was asked: if another confirm was sent since, a state that is not
+    final is older than that confirm and is not applied."""
     order = await _lock_order(uow, order_id)
     attempt = await payment_repository.lock_attempt(uow.session, attempt_id)
     assert attempt is not None
+    if attempt.confirmations != seen_confirmations and not (
+        isinstance(result, _Settled) and result.intent.status in _FINAL_AT_GATEWAY
+    ):
+        return order, attempt, None
     if isinstance(result, _Settled) and _confirm_not_seen(uow, gateway, attempt, result.intent):
         result = _Unknown("the gateway has not seen the last confirm (yet)")
     if not isinstance(result, _Settled):
@@ -405,13 +432,20 @@ async def _end_attempt(uow: UnitOfWork, ref: _AttemptRef, *, error: str) -> None
         await uow.flush()
 
 
-async def _record_intent(uow: UnitOfWork, ref: _AttemptRef, intent_id: str) -> None:
+async def _record_intent(uow: UnitOfWork, ref: _AttemptRef, intent_id: str) -> bool:
     """Keep the new intent's id at once, in its own commit: its webhooks may come
-    before the confirm returns, and reconciliation needs it if the confirm is lost."""
+    before the confirm returns, and reconciliation needs it if the confirm is lost.
+    False when the order or the attempt ended while the intent was being made (a
+    cancel, the expiry): then nothing may be confirmed."""
+    order = await _lock_order(uow, ref.order_id)
     attempt = await payment_repository.lock_attempt(uow.session, ref.id)
     assert attempt is not None
     attempt.intent_id = intent_id
+    payable = (
+        attempt.status is AttemptStatus.CONFIRMING and order.status is OrderStatus.PENDING_PAYMENT
+    )
     await uow.checkpoint()
+    return payable
 
 
 async def _payable_order(uow: UnitOfWork, order_id: UUID, payer: Principal) -> Order:
@@ -438,14 +472,21 @@ async def _apply_intent(
 ) -> AttemptStatus:
     """Apply what the gateway says of the attempt's intent, with the order and the
     attempt locked; returns the attempt's status after. Terminal states are final;
-    the first success marks the order paid (or, if it was cancelled meanwhile,
-    refunds the payment)."""
-    if attempt.status in TERMINAL:
+    the first success marks the order paid. Money the gateway took that orderdesk
+    cannot keep (the order was cancelled meanwhile, the attempt had ended, or the
+    amount is not the order's) is refunded, once."""
+    if attempt.intent_id is not None and intent.id != attempt.intent_id:
+        log.error("payment_intent_mismatch", attempt_id=str(attempt.id), intent_id=intent.id)
         return attempt.status
     if attempt.intent_id is None:
         attempt.intent_id = intent.id
-    before = attempt.status
     status = _STATUS_OF[intent.status]
+    if attempt.status in TERMINAL:
+        if status is AttemptStatus.SUCCEEDED and attempt.status is not AttemptStatus.SUCCEEDED:
+            # Charged after the attempt ended (a cancel raced a confirm): give it back.
+            await _refund_unkept(uow, order, attempt, intent, reason="attempt_ended")
+        return attempt.status
+    before = attempt.status
     if status is AttemptStatus.SUCCEEDED and (
         intent.amount != attempt.amount or intent.currency.upper() != attempt.currency
     ):
@@ -458,6 +499,7 @@ async def _apply_intent(
         attempt.status = AttemptStatus.FAILED
         attempt.last_error = f"gateway charged {intent.amount} {intent.currency}"
         await uow.flush()
+        await _refund_unkept(uow, order, attempt, intent, reason="amount_mismatch")
         return attempt.status
     attempt.status = status
     if intent.last_error is not None and status is AttemptStatus.REQUIRES_PAYMENT_METHOD:
@@ -481,7 +523,7 @@ async def _apply_intent(
         if order.status is OrderStatus.PENDING_PAYMENT:
             await order_service.mark_paid(uow, order, payment_id=attempt.id)
         else:
-            await _refund_late_success(uow, order, attempt)
+            await _refund_unkept(uow, order, attempt, intent, reason="order_not_payable")
     return attempt.status
 
 
@@ -496,14 +538,21 @@ _STATUS_OF = {
 }
 
 
-async def _refund_late_success(uow: UnitOfWork, order: Order, attempt: PaymentAttempt) -> None:
-    log.warning("payment_after_cancellation", order_id=str(order.id), attempt_id=str(attempt.id))
+async def _refund_unkept(
+    uow: UnitOfWork, order: Order, attempt: PaymentAttempt, intent: gw.Intent, *, reason: str
+) -> None:
+    """Refund in full a charge orderdesk cannot keep; once per attempt, however
+    often the success is reported."""
+    refunds = await payment_repository.refunds_of(uow.session, order.id)
+    if any(r.attempt_id == attempt.id and r.reason == reason for r in refunds):
+        return
+    log.warning("payment_refunded_unkept", order_id=str(order.id), reason=reason)
     refund = PaymentRefund(
         order_id=order.id,
         attempt_id=attempt.id,
-        amount=attempt.amount,
-        currency=attempt.currency,
-        reason="order_not_payable",
+        amount=intent.amount,
+        currency=intent.currency.upper(),
+        reason=reason,
     )
     uow.session.add(refund)
     await uow.flush()
@@ -580,11 +629,12 @@ async def _apply_refund(
     row = await payment_repository.lock_refund(uow.session, refund_id)
     assert row is not None
     failure: str | None
-    if isinstance(result, gw.GatewayRejected):
+    if isinstance(result, gw.GatewayRejected) and not _still_running(result):
         # Refused, nothing refunded (e.g. more than the charge has left): final.
         result_status, failure = RefundStatus.FAILED, result.code or result.message
     elif isinstance(result, gw.GatewayError):
-        # Unknown or not sent: stays pending; reconciliation asks again, same key.
+        # Unknown, not sent, or the same key still running at the gateway: stays
+        # pending; reconciliation asks again with the same key.
         log.warning("refund_outcome_unknown", refund_id=str(refund_id), error=str(result))
         return row
     else:
@@ -592,7 +642,18 @@ async def _apply_refund(
             row.gateway_refund_id = result.id
         result_status = _REFUND_STATUS_OF.get(result.status, RefundStatus.PENDING)
         failure = result.failure_reason
-    if row.status is not RefundStatus.PENDING or result_status is RefundStatus.PENDING:
+    if row.status is RefundStatus.SUCCEEDED and result_status is RefundStatus.FAILED:
+        # The gateway failed a refund after reporting it made (a bank returned it):
+        # the money did not go back; an operator must act.
+        log.error("refund_failed_after_success", refund_id=str(refund_id), reason=failure)
+    # Forward only, but the gateway's word that a refund was made is final: a row
+    # failed on an answer that did not know better moves to succeeded.
+    moves = row.status is RefundStatus.PENDING or (
+        row.status is RefundStatus.FAILED
+        and result_status is RefundStatus.SUCCEEDED
+        and not isinstance(result, gw.GatewayError)
+    )
+    if not moves or result_status is RefundStatus.PENDING:
         await uow.flush()
         return row
     row.status = result_status
@@ -602,6 +663,11 @@ async def _apply_refund(
     if result_status is RefundStatus.SUCCEEDED:
         await _maybe_refunded(uow, order, row)
     return row
+
+
+def _still_running(rejected: gw.GatewayRejected) -> bool:
+    """A 409 for a key whose first request is still running: not a refusal."""
+    return rejected.status == 409 or rejected.code == "idempotency_key_in_use"
 
 
 _REFUND_STATUS_OF = {
@@ -700,9 +766,14 @@ async def receive_webhook(
     outbox event that applies it; the gateway gets its 2xx at once."""
     try:
         event = gateway.parse_webhook(body, signature)
-    except (gw.InvalidSignature, gw.MalformedEvent) as exc:
-        log.warning("payment_webhook_refused", reason=str(exc))
+    except gw.InvalidSignature as exc:
+        log.warning("payment_webhook_refused", reason=exc.reason)
         raise InvalidWebhookSignature() from exc
+    except gw.MalformedEvent as exc:
+        # Signed by the gateway but unreadable: refusing it would only have it sent
+        # again for days. Logged for an operator; nothing to apply.
+        log.error("payment_webhook_unreadable", error=str(exc))
+        return
     inbox_id = await payment_repository.insert_event(
         uow.session,
         event_id=event.id,
@@ -714,9 +785,10 @@ async def receive_webhook(
         outbox.emit(uow, GatewayEventReceived(inbox_id=inbox_id))
 
 
-class EventTooEarly(RuntimeError):
-    """The event names an attempt or refund whose row is not committed yet (its
-    webhook beat the request that made it): retried by the outbox, never dropped."""
+class RetryLater(RuntimeError):
+    """Not now: an event names an attempt or refund whose row is not committed yet
+    (its webhook beat the request that made it), the gateway could not be asked, or
+    an attempt is still being created. The outbox retries it; nothing is dropped."""
 
 
 async def apply_gateway_event(uow: UnitOfWork, gateway: gw.PaymentGateway, inbox_id: UUID) -> str:
@@ -752,9 +824,10 @@ async def _apply_intent_event(
     if attempt_ref is None:
         return "foreign"
     attempt_id = UUID(attempt_ref)
-    order_id = await payment_repository.order_of_attempt(uow.session, attempt_id)
-    if order_id is None:
-        raise EventTooEarly(f"attempt {attempt_id} is not recorded yet")
+    found = await payment_repository.order_and_confirmations(uow.session, attempt_id)
+    if found is None:
+        raise RetryLater(f"attempt {attempt_id} is not recorded yet")
+    order_id, seen = found
     result: _Result = _Settled(snapshot)
     if snapshot.status not in _FINAL_AT_GATEWAY:
         # A snapshot that is not final may be older than what is known already
@@ -762,8 +835,10 @@ async def _apply_intent_event(
         await uow.checkpoint()
         result = await _retrieve(gateway, snapshot.id)
         if not isinstance(result, _Settled):
-            raise EventTooEarly(f"intent {snapshot.id} could not be retrieved")
-    _, attempt, _ = await _apply_result(uow, gateway, order_id, attempt_id, result)
+            raise RetryLater(f"intent {snapshot.id} could not be retrieved")
+    _, attempt, _ = await _apply_result(
+        uow, gateway, order_id, attempt_id, result, seen_confirmations=seen
+    )
     return f"attempt_{attempt.status.value}"
 
 
@@ -780,7 +855,7 @@ async def _apply_refund_event(uow: UnitOfWork, refund: gw.Refund) -> str:
     if refund_id is None:
         return "foreign"
     if await payment_repository.order_of_refund(uow.session, refund_id) is None:
-        raise EventTooEarly(f"refund {refund_id} is not recorded yet")
+        raise RetryLater(f"refund {refund_id} is not recorded yet")
     row = await _apply_refund(uow, refund_id, refund)
     return f"refund_{row.status.value}"
 
@@ -804,8 +879,13 @@ async def settle_attempt(
         return attempt.status
     ref = _AttemptRef.of(attempt)
     if ref.intent_id is None:
-        if uow.now() - attempt.updated_at < _in_flight(gateway) and not cancel:
-            return attempt.status  # its create may still be running
+        sent = attempt.confirm_sent_at or attempt.created_at
+        if uow.now() - sent < _in_flight(gateway):
+            # Its create may still be running: the pay that sent it will record
+            # the intent (and, if this was a cancel, not confirm it). Ask again later.
+            if cancel:
+                raise RetryLater(f"attempt {attempt_id} is still being created")
+            return attempt.status
         # No intent id was ever recorded, so it was never confirmed: no money moved.
         attempt.status = AttemptStatus.CANCELED if cancel else AttemptStatus.FAILED
         attempt.last_error = "no intent was recorded"
@@ -830,7 +910,9 @@ async def settle_attempt(
         result = await _retrieve(gateway, ref.intent_id)
     if not isinstance(result, _Settled):
         raise RuntimeError(f"intent {ref.intent_id} could not be retrieved: {result}")
-    _, attempt, _ = await _apply_result(uow, gateway, order_id, attempt_id, result)
+    _, attempt, _ = await _apply_result(
+        uow, gateway, order_id, attempt_id, result, seen_confirmations=ref.confirmations
+    )
     log.info("payment_settled", attempt_id=str(attempt_id), status=attempt.status.value)
     return attempt.status
 

@@ -337,6 +337,10 @@ def map_error(error: stripe.StripeError) -> GatewayError:
         )
     if isinstance(error, stripe.APIConnectionError):
         return OutcomeUnknown(f"no answer from the payment gateway: {message}")
+    if status == 409:
+        # The same idempotency key is still running there (the SDK already retried
+        # it): its outcome is not known yet, and it is not a refusal.
+        return OutcomeUnknown(f"the payment gateway is still running this request: {message}")
     if status is not None and 400 <= status < 500:
         return GatewayRejected(body.get("code"), message, body.get("param"), None, status)
     # APIError (5xx after the SDK's retries) and anything else: it may have happened.

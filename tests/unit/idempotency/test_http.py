@@ -3,6 +3,7 @@ replaced at the service boundary, so these tests see what the wrapper decides.""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import uuid
@@ -17,6 +18,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, PositiveInt
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orderdesk.core.errors import DomainError
 from orderdesk.core.uow import UnitOfWork
 from orderdesk.idempotency import http as idempotency_http
 from orderdesk.idempotency import service as idempotency_service
@@ -232,3 +234,114 @@ def test_the_fingerprint_is_the_one_deployed_rows_were_stored_with() -> None:
     expected = hashlib.sha256(b'POST /orders\n{"quantity":2}').hexdigest()
 
     assert fingerprint("POST", "/orders", Order(quantity=2)) == expected
+
+
+class Pending(BaseModel):
+    pending: bool = True
+
+
+class Refused(DomainError):
+    code = "refused"
+
+
+class RefusedKeepingChanges(DomainError):
+    code = "refused_keeping"
+    commit_changes = True
+
+
+@idempotent
+async def maybe_pending(data: Order) -> Placed | Pending:
+    if data.quantity == 0:
+        return Pending()
+    if data.quantity < 0:
+        raise RefusedKeepingChanges() if data.quantity == -2 else Refused()
+    return Placed(quantity=data.quantity)
+
+
+PENDING_ROUTE = APIRoute(
+    "/orders",
+    maybe_pending,
+    methods=["POST"],
+    response_model=Placed,
+    responses={202: {"model": Pending}},
+)
+
+
+def pending_context(key: str, *, checkpoints: int = 0) -> IdempotentRequest:
+    base = context(key)
+    base.uow.checkpoints = checkpoints
+    return dataclasses.replace(base, route=PENDING_ROUTE)
+
+
+async def call_pending(request: IdempotentRequest, quantity: int) -> Any:
+    hidden = idempotency_http._WRAPPER_ARGUMENT
+    return await maybe_pending(data=Order(quantity=quantity), **{hidden: request})
+
+
+async def test_an_answer_of_another_declared_model_is_sent_and_stored_with_its_status(
+    ledger: Ledger,
+) -> None:
+    pending = await call_pending(pending_context("p1"), 0)
+    placed = await call_pending(pending_context("p2"), 4)
+
+    assert (pending.status_code, pending.body) == (202, b'{"pending":true}')
+    assert (placed.status_code, placed.body) == (200, b'{"quantity":4}')
+    assert ledger.recorded == [
+        StoredResponse(status_code=202, body=b'{"pending":true}'),
+        StoredResponse(status_code=200, body=b'{"quantity":4}'),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("quantity", "steps"),
+    [
+        pytest.param(-1, ["rollback", "release", "commit"], id="rolled-back-refusal"),
+        pytest.param(-2, ["release"], id="refusal-committing-its-changes"),
+    ],
+)
+async def test_a_failure_after_a_checkpoint_releases_the_committed_claim(
+    monkeypatch: pytest.MonkeyPatch, quantity: int, steps: list[str]
+) -> None:
+    done: list[str] = []
+    request = pending_context("p3", checkpoints=1)
+
+    async def claim_key(uow: Any, **_: Any) -> UUID:
+        return CLAIM
+
+    async def release_claim(uow: Any, claim: UUID) -> None:
+        assert claim == CLAIM
+        done.append("release")
+
+    async def note(step: str) -> None:
+        done.append(step)
+
+    monkeypatch.setattr(idempotency_service, "claim_key", claim_key)
+    monkeypatch.setattr(idempotency_service, "release_claim", release_claim)
+    monkeypatch.setattr(request.uow, "rollback", lambda: note("rollback"))
+    monkeypatch.setattr(request.uow, "commit", lambda: note("commit"))
+
+    with pytest.raises(DomainError):
+        await call_pending(request, quantity)
+
+    # Rolled back first, so what the failed step wrote does not commit with the
+    # release; a refusal that keeps its changes leaves the commit to the unit of work.
+    assert done == steps
+
+
+async def test_a_failure_before_any_checkpoint_leaves_the_claim_to_the_rollback(
+    monkeypatch: pytest.MonkeyPatch, ledger: Ledger
+) -> None:
+    released: list[UUID] = []
+
+    async def release_claim(uow: Any, claim: UUID) -> None:
+        released.append(claim)
+
+    monkeypatch.setattr(idempotency_service, "release_claim", release_claim)
+
+    with pytest.raises(Refused):
+        await call_pending(pending_context("p4"), -1)
+
+    assert released == []
+
+
+CLAIM = uuid.UUID("0190f5f0-0000-7000-8000-00000000c1a1")

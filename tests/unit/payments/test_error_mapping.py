@@ -198,3 +198,11 @@ def test_another_4xx_the_sdk_calls_an_api_error_is_a_rejection() -> None:
 
     assert isinstance(mapped, GatewayRejected)
     assert mapped.status == 424
+
+
+def test_a_conflict_on_a_key_still_running_is_an_unknown_outcome_not_a_refusal() -> None:
+    # Stripe's 409 for an idempotency key whose first request has not finished: it
+    # may yet succeed, so a refund or confirm must be asked about again, not failed.
+    error = sdk_error(stripe.APIError, 409, type="idempotency_error", message="in progress")
+
+    assert isinstance(map_error(error), OutcomeUnknown)
