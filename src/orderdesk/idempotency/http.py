@@ -214,13 +214,13 @@ async def _run_once(
         )
     try:
         content = await action()
+        status_code, model = _answer_of(context.route, content)
+        answer = StoredResponse(status_code=status_code, body=_validated_json(model, content))
+        await idempotency_service.record_response(context.uow, claim, answer)
     except BaseException as exc:
         if context.uow.checkpoints:
             await _release(context.uow, claim, keep_changes=_commits_changes(exc))
         raise
-    status_code, model = _answer_of(context.route, content)
-    answer = StoredResponse(status_code=status_code, body=_validated_json(model, content))
-    await idempotency_service.record_response(context.uow, claim, answer)
     return Response(answer.body, status_code=answer.status_code, media_type=JSON)
 
 

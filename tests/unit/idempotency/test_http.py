@@ -345,3 +345,31 @@ async def test_a_failure_before_any_checkpoint_leaves_the_claim_to_the_rollback(
 
 
 CLAIM = uuid.UUID("0190f5f0-0000-7000-8000-00000000c1a1")
+
+
+async def test_an_invalid_answer_after_a_checkpoint_releases_the_claim_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    released: list[UUID] = []
+    request = dataclasses.replace(context("p5"), route=ROUTE)
+    request.uow.checkpoints = 1
+
+    async def claim_key(uow: Any, **_: Any) -> UUID:
+        return CLAIM
+
+    async def release_claim(uow: Any, claim: UUID) -> None:
+        released.append(claim)
+
+    async def nothing() -> None:
+        return None
+
+    monkeypatch.setattr(idempotency_service, "claim_key", claim_key)
+    monkeypatch.setattr(idempotency_service, "release_claim", release_claim)
+    monkeypatch.setattr(request.uow, "rollback", nothing)
+    monkeypatch.setattr(request.uow, "commit", nothing)
+
+    with pytest.raises(ResponseValidationError):
+        hidden = idempotency_http._WRAPPER_ARGUMENT
+        await place(data=Order(quantity=0), caller="c", **{hidden: request})
+
+    assert released == [CLAIM]
