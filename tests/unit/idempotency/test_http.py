@@ -368,8 +368,8 @@ async def test_an_invalid_answer_after_a_checkpoint_releases_the_claim_too(
     monkeypatch.setattr(request.uow, "rollback", nothing)
     monkeypatch.setattr(request.uow, "commit", nothing)
 
+    hidden = idempotency_http._WRAPPER_ARGUMENT
     with pytest.raises(ResponseValidationError):
-        hidden = idempotency_http._WRAPPER_ARGUMENT
         await place(data=Order(quantity=0), caller="c", **{hidden: request})
 
     assert released == [CLAIM]
