@@ -36,7 +36,7 @@ class AttemptStatus(StrEnum):
     UNKNOWN = "unknown"  # a call's outcome was lost (timeout, 5xx): ask, never repeat
     SUCCEEDED = "succeeded"
     CANCELED = "canceled"
-    FAILED = "failed"  # never got an intent, or the gateway's amount was not the order's
+    FAILED = "failed"  # its create failed or was refused, or the amount was not the order's
 
 
 TERMINAL = frozenset({AttemptStatus.SUCCEEDED, AttemptStatus.CANCELED, AttemptStatus.FAILED})
@@ -86,10 +86,6 @@ class PaymentAttempt(Audited, table=True):
     confirm_sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     decline_code: str | None = Field(default=None, max_length=100)
     last_error: str | None = Field(default=None, max_length=500)
-
-    def key(self, step: str) -> str:
-        """The gateway idempotency key of one step of this attempt."""
-        return f"orderdesk:{self.order_id}:pay{self.attempt_no}:{step}"
 
 
 class RefundStatus(StrEnum):

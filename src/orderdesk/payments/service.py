@@ -345,7 +345,9 @@ async def _apply_result(
     if not isinstance(result, _Settled):
         if attempt.status not in TERMINAL:
             attempt.status = AttemptStatus.UNKNOWN
-            attempt.last_error = str(getattr(result, "reason", result))[:500]
+            attempt.last_error = (
+                result.reason if isinstance(result, _Unknown) else type(result).__name__
+            )[:500]
             await uow.flush()
         return order, attempt, None
     await _apply_intent(uow, order, attempt, result.intent)
@@ -411,7 +413,8 @@ def _declined(decline: gw.Decline) -> PaymentDeclined:
 
 
 async def _revert(uow: UnitOfWork, ref: _AttemptRef, *, decline: gw.Decline | None = None) -> None:
-    """Nothing happened at the gateway (or only a decline): the attempt is payable."""
+    """Nothing happened at the gateway (or only a decline): the attempt is payable
+    again, or, if it has no intent yet, back to being created by the next pay."""
     attempt = await payment_repository.lock_attempt(uow.session, ref.id)
     if attempt is not None and attempt.status is AttemptStatus.CONFIRMING:
         attempt.status = (
