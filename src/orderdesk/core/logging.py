@@ -82,6 +82,10 @@ def configure_logging(*, log_format: str, level: str) -> None:
         logging.getLogger(name).propagate = True
     # The access log below replaces uvicorn's, with the request id and duration.
     logging.getLogger("uvicorn.access").disabled = True
+    # The stripe SDK and httpx log every request at INFO (three lines per gateway
+    # call): at INFO only their warnings and errors come through; DEBUG shows all.
+    for name in ("stripe", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING if level == "INFO" else level)
 
 
 def flush_logging() -> None:

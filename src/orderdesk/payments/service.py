@@ -777,6 +777,10 @@ async def receive_webhook(
         # again for days. Logged for an operator; nothing to apply.
         log.error("payment_webhook_unreadable", error=str(exc))
         return
+    if event.type not in EVENT_TYPES:
+        # Not one orderdesk acts on (an endpoint subscribed to more, such as the
+        # sandbox's "*"): acknowledged, not recorded, nothing to apply.
+        return
     inbox_id = await payment_repository.insert_event(
         uow.session,
         event_id=event.id,

@@ -139,3 +139,22 @@ async def test_an_event_for_someone_elses_intent_is_recorded_and_ignored(
     assert record.handled_at is not None
     assert record.outcome == "foreign"
     assert await drain_outbox(container) == 0
+
+
+async def test_an_event_orderdesk_does_not_act_on_is_acknowledged_and_not_recorded(
+    client: httpx.AsyncClient, sandbox: SandboxControl, container: Container
+) -> None:
+    other: dict[str, Any] = {
+        "id": "evt_othertype00000000000001",
+        "object": "event",
+        "type": "charge.succeeded",
+        "created": int(time.time()),
+        "data": {"object": {"id": "ch_other0000000000000000001", "object": "charge"}},
+    }
+    body = json.dumps(other).encode()
+    inbox_before = await _inbox_size(container)
+
+    response = await client.post(WEBHOOK, content=body, headers=sandbox.signed(body))
+
+    assert response.status_code == 204, response.text
+    assert await _inbox_size(container) == inbox_before

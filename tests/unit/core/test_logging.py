@@ -139,3 +139,15 @@ def test_a_line_logged_after_the_final_flush_is_still_written(configure: Configu
     structlog.get_logger("orderdesk.test").info("late")
 
     assert json.loads(stderr.getvalue())["event"] == "late"
+
+
+@pytest.mark.parametrize(
+    ("level", "expected"), [("INFO", logging.WARNING), ("DEBUG", logging.DEBUG)]
+)
+def test_the_gateway_clients_request_lines_are_quiet_at_info(level: str, expected: int) -> None:
+    configure_logging(log_format="json", level=level)
+    try:
+        assert logging.getLogger("stripe").level == expected
+        assert logging.getLogger("httpx").level == expected
+    finally:
+        configure_logging(log_format="json", level="INFO")
