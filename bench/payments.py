@@ -940,8 +940,8 @@ def expected_seconds(args: argparse.Namespace, pay_rate: float, seeded: bool) ->
 
 def warmup_orders(args: argparse.Namespace) -> int:
     """Enough for the warm-up at ASSUMED_PAY_RATE, with ORDER_MARGIN to spare."""
-    cap, lanes = int(args.max_orders), int(args.concurrency)
-    return min(cap, math.ceil(ORDER_MARGIN * ASSUMED_PAY_RATE * args.warmup) + 4 * lanes)
+    cap, lanes, seconds = int(args.max_orders), int(args.concurrency), float(args.warmup)
+    return min(cap, math.ceil(ORDER_MARGIN * ASSUMED_PAY_RATE * seconds) + 4 * lanes)
 
 
 def main(argv: list[str] | None = None) -> int:
