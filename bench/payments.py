@@ -1,7 +1,7 @@
 """orderdesk's payment benchmark: `POST /api/v1/orders/{id}/pay` through the sandbox
 gateway as a separate process, and whether another route waits while pays wait on it.
 
-    .venv/bin/python bench/payments.py [--duration 20] [--rounds 2] [--warmup 3]
+    .venv/bin/python bench/payments.py [--duration 30] [--rounds 3] [--warmup 3]
                                        [--concurrency 32] [--read-rate 50] [--latency-ms 200]
                                        [--workers 1] [--customers 8] [--max-orders 20000]
                                        [--park-relay] [--keep-workdir]
@@ -891,9 +891,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="orderdesk payment benchmark")
     parser.add_argument("--load", type=Path, help=argparse.SUPPRESS)  # a load process
     parser.add_argument(
-        "--duration", type=int, default=20, help="seconds measured per scenario (all bursts)"
+        "--duration", type=int, default=30, help="seconds measured per scenario (all bursts)"
     )
-    parser.add_argument("--rounds", type=int, default=2, help="bursts per scenario, in rotation")
+    parser.add_argument("--rounds", type=int, default=3, help="bursts per scenario, in rotation")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of pays thrown away")
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop pay clients")
     parser.add_argument("--read-rate", type=float, default=50.0, help="reads per second")
