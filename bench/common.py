@@ -189,6 +189,9 @@ def server_env(
         ORDERDESK_LOG_FORMAT="json",
         ORDERDESK_LOG_LEVEL="INFO",
         ORDERDESK_ACCESS_TOKEN_TTL_SECONDS="3600",  # noqa: S106 - a lifetime, not a secret
+        # Production refuses to start without Stripe unless the sandbox is allowed;
+        # the benches take no real payment (older commits ignore the setting).
+        ORDERDESK_PAYMENT_SANDBOX_ALLOWED="true",
     )
     if smtp_url:
         env["ORDERDESK_SMTP_URL"] = smtp_url
