@@ -195,6 +195,30 @@ def run_cli(env: dict[str, str], workdir: Path, *args: str) -> subprocess.Comple
 READY_TIMEOUT_SECONDS = 30.0
 
 
+@contextmanager
+def serving(env: dict[str, str], workdir: Path, port: int) -> Iterator[Path]:
+    """`orderdesk serve` on 127.0.0.1:`port` with `env`, ready, until the block ends;
+    the path of its stderr log (its stdout goes beside it)."""
+    stderr_path = workdir / "serve.stderr.log"
+    with (
+        (workdir / "serve.stdout.log").open("wb") as stdout,
+        stderr_path.open("wb") as stderr,
+    ):
+        process = subprocess.Popen(
+            [str(ORDERDESK), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    try:
+        wait_until_ready(process, f"http://127.0.0.1:{port}", stderr_path)
+        yield stderr_path
+    finally:
+        stop(process)
+
+
 def server_env(database_url: str) -> dict[str, str]:
     """What a production `orderdesk serve` on `database_url` runs with (see
     `tests.servers.cli_env`), with the sign-up limit lifted: every test's client comes

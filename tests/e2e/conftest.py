@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import DatabaseFactory
-from tests.servers import ORDERDESK, free_port, run_cli, server_env, stop, wait_until_ready
+from tests.servers import free_port, run_cli, server_env, serving
 
 _SEEDED = re.compile(r"email:\s*(?P<email>\S+)\s+password:\s*(?P<password>\S+)")
 
@@ -80,29 +80,12 @@ def server(e2e_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
     admin_email, admin_password = migrate_and_seed(env, workdir)
     port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    stderr_path = workdir / "serve.stderr.log"
-    with (
-        (workdir / "serve.stdout.log").open("wb") as stdout,
-        stderr_path.open("wb") as stderr,
-    ):
-        process = subprocess.Popen(
-            [str(ORDERDESK), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-        )
-    try:
-        wait_until_ready(process, base_url, stderr_path)
+    with serving(env, workdir, port) as stderr_path:
         yield Server(
-            base_url=base_url,
+            base_url=f"http://127.0.0.1:{port}",
             env=env,
             workdir=workdir,
             stderr_path=stderr_path,
             admin_email=admin_email,
             admin_password=admin_password,
         )
-    finally:
-        stop(process)

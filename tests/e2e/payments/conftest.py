@@ -21,7 +21,7 @@ from tests.e2e.conftest import migrate_and_seed
 from tests.factories import STRONG_PASSWORD, unique_email
 from tests.helpers import DatabaseFactory
 from tests.sandbox_process import SandboxProcess, running_sandbox
-from tests.servers import ORDERDESK, free_port, run_cli, server_env, stop, wait_until_ready
+from tests.servers import free_port, run_cli, server_env, serving
 
 API = "/api/v1"
 
@@ -77,21 +77,7 @@ def running_stack(
             "ORDERDESK_PAYMENT_GATEWAY_MAX_RETRIES": "1",
         }
         admin_email, admin_password = migrate_and_seed(env, workdir)
-        stderr_path = workdir / "serve.stderr.log"
-        with (
-            (workdir / "serve.stdout.log").open("wb") as stdout,
-            stderr_path.open("wb") as stderr,
-        ):
-            process = subprocess.Popen(
-                [str(ORDERDESK), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                env=env,
-                cwd=workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-            )
-        try:
-            wait_until_ready(process, base_url, stderr_path)
+        with serving(env, workdir, port) as stderr_path:
             with httpx.Client(base_url=base_url, timeout=30.0) as http:
                 admin = _token(http, admin_email, admin_password)
             yield PaymentStack(
@@ -102,8 +88,6 @@ def running_stack(
                 workdir=workdir,
                 stderr_path=stderr_path,
             )
-        finally:
-            stop(process)
 
 
 @pytest.fixture(scope="module")
