@@ -3,9 +3,10 @@ real server: afterwards the gateway's ledger and orderdesk agree exactly. Every
 paid order was charged once, no unpaid order keeps a charge, no refund was made
 twice, and reconciliation settled every outcome the faults hid.
 
-`ORDERDESK_PAYMENT_FAULT_ORDERS` orders per fault (default 6, for CI; the full run
-in the closing notes used 200:
-`ORDERDESK_PAYMENT_FAULT_ORDERS=200 .venv/bin/pytest tests/e2e/payments/test_faults.py -s`).
+`ORDERDESK_PAYMENT_FAULT_ORDERS` orders per fault (default 6, for CI) on the
+backends in `ORDERDESK_PAYMENT_FAULT_BACKENDS` (default PostgreSQL only, for CI); the
+full run: `ORDERDESK_PAYMENT_FAULT_ORDERS=200 ORDERDESK_PAYMENT_FAULT_BACKENDS=sqlite,postgresql
+.venv/bin/pytest tests/e2e/payments/test_faults.py -s`.
 Each fault's figures are printed and written to the test's log directory."""
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from tests.e2e.payments.conftest import (
 from tests.helpers import DatabaseFactory
 
 ORDERS = int(os.environ.get("ORDERDESK_PAYMENT_FAULT_ORDERS", "6"))
+# CI runs the matrix on PostgreSQL (row locks, SKIP LOCKED: the harder case for races);
+# the full run names both: ORDERDESK_PAYMENT_FAULT_BACKENDS=sqlite,postgresql.
+BACKENDS = os.environ.get("ORDERDESK_PAYMENT_FAULT_BACKENDS", "postgresql").split(",")
 POSTS = "/v1/*"  # creates, confirms, cancels and refunds; never the reads that settle
 WEBHOOKS = "*"
 
@@ -55,9 +59,14 @@ FAULTS: list[tuple[str, dict[str, Any]]] = [
 SETTLED = {"succeeded", "canceled", "failed", "requires_payment_method", "requires_action"}
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def fault_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-async def faults_database_url(backend: str, database_factory: DatabaseFactory) -> str:
-    return await database_factory.create(backend)
+async def faults_database_url(fault_backend: str, database_factory: DatabaseFactory) -> str:
+    return await database_factory.create(fault_backend)
 
 
 @pytest.fixture(scope="module")
